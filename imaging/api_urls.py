@@ -1,0 +1,3 @@
+
+app_name = "imaging_api"
+urlpatterns: list = []

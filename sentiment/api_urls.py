@@ -1,0 +1,3 @@
+
+app_name = "sentiment_api"
+urlpatterns: list = []
