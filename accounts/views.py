@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views import View
 from django.views.decorators.http import require_POST
@@ -88,6 +88,7 @@ class MemberRoleView(OrganizationRequiredMixin, View):
     required_capability = Capability.MEMBERS_MANAGE
 
     def post(self, request, pk: int):
+        get_object_or_404(selectors.membership_list(organization=request.organization), pk=pk)
         form = RoleForm(request.POST)
         if not form.is_valid():
             messages.error(request, "Choose a valid role.")
@@ -101,6 +102,7 @@ class MemberRemoveView(OrganizationRequiredMixin, View):
     required_capability = Capability.ORG_VIEW  # leaving needs no more; removing others is checked below
 
     def post(self, request, pk: int):
+        get_object_or_404(selectors.membership_list(organization=request.organization), pk=pk)
         own = request.membership and request.membership.pk == pk
         if not own and not request_can(request, Capability.MEMBERS_MANAGE):
             messages.error(request, "Only owners and admins can remove members.")

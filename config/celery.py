@@ -39,8 +39,9 @@ def ping(*, value: int) -> dict:
 def _worker_ready(sender=None, **kwargs) -> None:
     from accounts.health import start_heartbeat
 
-    consumer = getattr(sender, "consumer", None) if sender is not None else None
-    queues = [q.name for q in consumer.task_consumer.queues] if consumer and consumer.task_consumer else []
+    # The sender is the worker's consumer; consume_from holds the queues it was started with (-Q).
+    consume_from = sender.app.amqp.queues.consume_from if sender is not None else None
+    queues = list(consume_from or {})
     start_heartbeat(hostname=getattr(sender, "hostname", None), queues=queues)
 
 

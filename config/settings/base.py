@@ -251,6 +251,31 @@ STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")  # a local fake Stripe in tests; empty = Stripe itself
+# Pinned so a dashboard upgrade never changes the shapes our gateway parses (SDK 16's own pin).
+STRIPE_API_VERSION = env.str("STRIPE_API_VERSION", default="2026-10-28.endive")
+# Dotted path of a stripe HTTPClient subclass; empty = the SDK's default client. Unit tests swap in a fake.
+STRIPE_HTTP_CLIENT = env.str("STRIPE_HTTP_CLIENT", default="")
+STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
+# Stripe Price ids per "<plan>:<interval>" (licensed base price) and "<plan>:overage_<meter>" (monthly metered
+# price backed by a Billing Meter). A paid plan can be bought only when its price id is set.
+STRIPE_PRICE_IDS = {
+    f"{_plan}:{_kind}": env.str(f"STRIPE_PRICE_{_plan.upper()}_{_kind.upper()}", default="")
+    for _plan in ("starter", "pro", "enterprise")
+    for _kind in ("month", "quarter", "year", "overage_images", "overage_texts")
+}
+# Billing Meter event names (Stripe dashboard: Billing > Meters), one per usage meter.
+STRIPE_METER_EVENT_NAMES = {
+    "images": env.str("STRIPE_METER_EVENT_IMAGES", default="lumen_images"),
+    "texts": env.str("STRIPE_METER_EVENT_TEXTS", default="lumen_texts"),
+}
+# Days a past_due organisation may still start analyses before new work is blocked (read access stays).
+BILLING_PAST_DUE_GRACE_DAYS = env.int("BILLING_PAST_DUE_GRACE_DAYS", default=7)
+CELERY_BEAT_SCHEDULE["subscriptions-report-overage"] = {
+    "task": "subscriptions.usage_report_overage", "schedule": 600.0, "options": {"queue": "default"},
+}
+CELERY_BEAT_SCHEDULE["subscriptions-process-pending-events"] = {
+    "task": "subscriptions.stripe_events_process_pending", "schedule": 300.0, "options": {"queue": "default"},
+}
 # --- end subscriptions ---
 
 # --- imaging ---
