@@ -129,7 +129,7 @@ def invitation_create(*, organization: Organization, invited_by: User, actor_rol
                                         revoked_at=None, expires_at__gt=timezone.now())
     if pending.exists():
         raise Conflict(f"{email} already has a pending invitation. Revoke it to send a new one.")
-    seats_check_available(organization=organization, adding=1)
+    seats_check_available(organization=organization, adding=1, include_pending_invitations=True)
     token = secrets.token_urlsafe(32)
     invitation = Invitation.objects.create(
         organization=organization, email=email, role=role, token_hash=_hash_token(token), invited_by=invited_by,

@@ -1,4 +1,8 @@
 from django.urls import path
 
+from subscriptions import api
+
 app_name = "subscriptions_api"
-urlpatterns: list = []
+urlpatterns = [
+    path("usage/", api.UsageView.as_view(), name="usage"),
+]

@@ -279,6 +279,26 @@ CELERY_BEAT_SCHEDULE["subscriptions-process-pending-events"] = {
 # --- end subscriptions ---
 
 # --- imaging ---
+IMAGING_MODELS_DIR = Path(env.str("IMAGING_MODELS_DIR", default=str(VAR_DIR / "models")))
+# Active model per task: "name" or "name:version" of a registered model; empty = the row marked active.
+IMAGING_IMAGE_MODEL = env.str("IMAGING_IMAGE_MODEL", default="")
+IMAGING_SERIES_MODEL = env.str("IMAGING_SERIES_MODEL", default="")
+IMAGING_MAX_FILE_BYTES = env.int("IMAGING_MAX_FILE_BYTES", default=100 * 1024 * 1024)
+IMAGING_MAX_PIXELS = env.int("IMAGING_MAX_PIXELS", default=50_000_000)
+IMAGING_MAX_FRAMES = env.int("IMAGING_MAX_FRAMES", default=1_000)
+IMAGING_MAX_ARCHIVE_BYTES = env.int("IMAGING_MAX_ARCHIVE_BYTES", default=1024 * 1024 * 1024)
+IMAGING_MAX_ARCHIVE_MEMBERS = env.int("IMAGING_MAX_ARCHIVE_MEMBERS", default=5_000)
+IMAGING_BATCH_SIZE = env.int("IMAGING_BATCH_SIZE", default=16)
+IMAGING_IO_THREADS = env.int("IMAGING_IO_THREADS", default=4)  # worker decode/encode/write parallelism
+IMAGING_SERIES_TOP_SLICES = env.int("IMAGING_SERIES_TOP_SLICES", default=3)
+IMAGING_SERIES_MIN_SLICES = env.int("IMAGING_SERIES_MIN_SLICES", default=2)
+IMAGING_JOB_SOFT_TIME_LIMIT = env.int("IMAGING_JOB_SOFT_TIME_LIMIT", default=540)
+IMAGING_JOB_TIME_LIMIT = env.int("IMAGING_JOB_TIME_LIMIT", default=600)  # below the broker visibility timeout
+IMAGING_STUCK_JOB_SECONDS = env.int("IMAGING_STUCK_JOB_SECONDS", default=900)
+IMAGING_MAX_REQUEUES = env.int("IMAGING_MAX_REQUEUES", default=3)
+CELERY_BEAT_SCHEDULE["imaging-requeue-stuck-jobs"] = {
+    "task": "imaging.jobs_requeue_stuck", "schedule": 120.0, "options": {"queue": "default"},
+}
 # --- end imaging ---
 
 # --- sentiment ---
