@@ -40,11 +40,23 @@ class IsOrganizationMember(permissions.BasePermission):
     message = "You need to be a member of an organisation with the right role for this."
 
     def has_permission(self, request, view) -> bool:
-        if isinstance(request.auth, ApiKey) and request.method not in permissions.SAFE_METHODS \
-                and request.auth.scope != "write":
-            self.message = "This API key is read-only. Create a key with write scope for this request."
-            return False
+        if isinstance(request.auth, ApiKey):
+            if request.method not in permissions.SAFE_METHODS and request.auth.scope != "write":
+                self.message = "This API key is read-only. Create a key with write scope for this request."
+                return False
+            _require_api_access(request.auth.organization)
         return request_can(request._request, view_capability(view, request.method))
+
+
+def _require_api_access(organization) -> None:
+    """API keys work only on plans that include API access; sessions (the web app) always do."""
+    from subscriptions.exceptions import ApiAccessNotIncluded
+    from subscriptions.services import entitlements
+
+    ent = entitlements(organization)
+    if not ent.api_access:
+        raise ApiAccessNotIncluded(f"The {ent.plan_name} plan does not include API access. Upgrade under Billing "
+                                   "to use API keys; the web app keeps working.")
 
 
 class OrganizationRequiredMixin(LoginRequiredMixin):

@@ -11,7 +11,7 @@ def _plan(**fields) -> dict:
 PLANS = [
     _plan(code="free", name="Free", sort_order=0, tagline="Try Lumen Insight with a small team.",
          price_month=Decimal("0"), price_quarter=Decimal("0"), price_year=Decimal("0"), trial_days=0,
-         images_per_month=50, texts_per_month=1000, seats=3, api_access=False, max_concurrent_jobs=1,
+         images_per_month=50, texts_per_month=1000, seats=3, api_access=True, max_concurrent_jobs=1,
          overage_allowed=False, overage_price_image=Decimal("0"), overage_price_text=Decimal("0")),
     _plan(code="starter", name="Starter", sort_order=1, tagline="For a clinic or a small research desk.",
          price_month=Decimal("49"), price_quarter=Decimal("135"), price_year=Decimal("490"), trial_days=14,

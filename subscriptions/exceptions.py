@@ -43,3 +43,10 @@ class BillingUnavailable(ServiceError):
 
     code = "billing_unavailable"
     status = 503
+
+
+class ApiAccessNotIncluded(ServiceError):
+    """The organisation's plan does not include the REST API for API keys."""
+
+    code = "api_access_not_included"
+    status = 402

@@ -88,3 +88,22 @@ def test_openapi_schema_and_docs_are_served_locally(client):
     assert docs.status_code == 200
     html = docs.content.decode()
     assert "swagger-ui" in html and "cdn" not in html.lower() and "//unpkg" not in html
+
+
+def test_api_keys_need_a_plan_with_api_access(org, other_org, owner, api_key_for):
+    from subscriptions.models import Plan
+    from subscriptions.services import entitlements
+
+    raw = api_key_for(org)
+    other_raw = api_key_for(other_org)
+    assert entitlements(org).api_access  # Free includes the API
+    Plan.objects.filter(code=entitlements(org).plan_code).update(api_access=False)
+    response = api(raw).get("/api/v1/me/")
+    assert response.status_code == 402
+    error = response.json()["error"]
+    assert error["code"] == "api_access_not_included" and "Upgrade under Billing" in error["message"]
+    client = APIClient()
+    client.force_login(owner)
+    assert client.get("/api/v1/me/").status_code == 200  # the web app keeps working
+    Plan.objects.update(api_access=True)
+    assert api(other_raw).get("/api/v1/me/").status_code == 200
