@@ -16,10 +16,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.django_db(transaction=True))
 
 
+def _django_active(request) -> bool:
+    """Pure-Python tests (the ml packages) also run with `-p no:django`; the Django fixtures step aside then."""
+    return request.config.pluginmanager.hasplugin("django")
+
+
 @pytest.fixture(autouse=True)
 def _scopes_disabled_in_test_body(request):
     """Test code reads freely; requests made through the test client still run inside the middleware's scope."""
-    if "no_scopes_disabled" in request.keywords:
+    if "no_scopes_disabled" in request.keywords or not _django_active(request):
         yield
         return
     from django_scopes import scopes_disabled
@@ -29,8 +34,19 @@ def _scopes_disabled_in_test_body(request):
 
 
 @pytest.fixture(autouse=True)
-def _media_root(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
+def _fresh_cache(request):
+    """Rate-limit counters live in the cache; one test's sign-ins must not throttle the next test's."""
+    if _django_active(request):
+        from django.core.cache import cache
+
+        cache.clear()
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _media_root(request, tmp_path):
+    if _django_active(request):
+        request.getfixturevalue("settings").MEDIA_ROOT = tmp_path / "media"
 
 
 @pytest.fixture

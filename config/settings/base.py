@@ -288,6 +288,7 @@ IMAGING_MAX_PIXELS = env.int("IMAGING_MAX_PIXELS", default=50_000_000)
 IMAGING_MAX_FRAMES = env.int("IMAGING_MAX_FRAMES", default=1_000)
 IMAGING_MAX_ARCHIVE_BYTES = env.int("IMAGING_MAX_ARCHIVE_BYTES", default=1024 * 1024 * 1024)
 IMAGING_MAX_ARCHIVE_MEMBERS = env.int("IMAGING_MAX_ARCHIVE_MEMBERS", default=5_000)
+IMAGING_UPLOAD_PARALLEL = env.int("IMAGING_UPLOAD_PARALLEL", default=3)  # files the browser sends at once
 IMAGING_BATCH_SIZE = env.int("IMAGING_BATCH_SIZE", default=16)
 IMAGING_IO_THREADS = env.int("IMAGING_IO_THREADS", default=4)  # worker decode/encode/write parallelism
 IMAGING_SERIES_TOP_SLICES = env.int("IMAGING_SERIES_TOP_SLICES", default=3)
@@ -296,10 +297,45 @@ IMAGING_JOB_SOFT_TIME_LIMIT = env.int("IMAGING_JOB_SOFT_TIME_LIMIT", default=540
 IMAGING_JOB_TIME_LIMIT = env.int("IMAGING_JOB_TIME_LIMIT", default=600)  # below the broker visibility timeout
 IMAGING_STUCK_JOB_SECONDS = env.int("IMAGING_STUCK_JOB_SECONDS", default=900)
 IMAGING_MAX_REQUEUES = env.int("IMAGING_MAX_REQUEUES", default=3)
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    # The embedded broker polls a folder; the default 1 s poll would dominate a single scan's upload-to-result time.
+    CELERY_BROKER_TRANSPORT_OPTIONS.setdefault("polling_interval", 0.05)
 CELERY_BEAT_SCHEDULE["imaging-requeue-stuck-jobs"] = {
     "task": "imaging.jobs_requeue_stuck", "schedule": 120.0, "options": {"queue": "default"},
 }
 # --- end imaging ---
 
 # --- sentiment ---
+SENTIMENT_MODELS_DIR = Path(env.str("SENTIMENT_MODELS_DIR", default=str(VAR_DIR / "models")))
+# Active model: "name" or "name:version" of a registered model; empty = the row marked active.
+SENTIMENT_MODEL = env.str("SENTIMENT_MODEL", default="")
+SENTIMENT_DEVICE = env.str("SENTIMENT_DEVICE", default="")  # "" = CUDA when present, else CPU
+SENTIMENT_BATCH_SIZE = env.int("SENTIMENT_BATCH_SIZE", default=64)  # texts per model forward pass
+SENTIMENT_WRITE_CHUNK = env.int("SENTIMENT_WRITE_CHUNK", default=512)  # texts scored per write-back transaction
+SENTIMENT_EXPLAIN_DEFAULT = env.bool("SENTIMENT_EXPLAIN_DEFAULT", default=True)
+SENTIMENT_IG_STEPS = env.int("SENTIMENT_IG_STEPS", default=16)
+SENTIMENT_API_MAX_BATCH = 1_000
+SENTIMENT_MAX_TEXT_CHARS = env.int("SENTIMENT_MAX_TEXT_CHARS", default=20_000)
+SENTIMENT_CSV_MAX_BYTES = env.int("SENTIMENT_CSV_MAX_BYTES", default=20 * 1024 * 1024)
+SENTIMENT_CSV_MAX_ROWS = env.int("SENTIMENT_CSV_MAX_ROWS", default=50_000)
+SENTIMENT_STRONG_NEGATIVE = 0.7  # p(negative) at or above which a document counts as strongly negative
+SENTIMENT_FEED_TIMEOUT = env.float("SENTIMENT_FEED_TIMEOUT", default=10.0)
+SENTIMENT_FEED_MAX_BYTES = env.int("SENTIMENT_FEED_MAX_BYTES", default=5 * 1024 * 1024)
+SENTIMENT_FEED_MAX_ITEMS = env.int("SENTIMENT_FEED_MAX_ITEMS", default=500)
+SENTIMENT_FEED_MIN_INTERVAL_MINUTES = env.int("SENTIMENT_FEED_MIN_INTERVAL_MINUTES", default=5)
+SENTIMENT_FEED_MAX_BACKOFF_MINUTES = env.int("SENTIMENT_FEED_MAX_BACKOFF_MINUTES", default=24 * 60)
+SENTIMENT_WEBHOOK_TIMEOUT = env.float("SENTIMENT_WEBHOOK_TIMEOUT", default=5.0)
+SENTIMENT_JOB_SOFT_TIME_LIMIT = env.int("SENTIMENT_JOB_SOFT_TIME_LIMIT", default=540)
+SENTIMENT_JOB_TIME_LIMIT = env.int("SENTIMENT_JOB_TIME_LIMIT", default=600)  # below the broker visibility timeout
+SENTIMENT_STUCK_BATCH_SECONDS = env.int("SENTIMENT_STUCK_BATCH_SECONDS", default=900)
+SENTIMENT_DIGEST_HOUR_UTC = env.int("SENTIMENT_DIGEST_HOUR_UTC", default=7)
+CELERY_BEAT_SCHEDULE["sentiment-poll-feeds"] = {
+    "task": "sentiment.feeds_poll_due", "schedule": 60.0, "options": {"queue": "default"},
+}
+CELERY_BEAT_SCHEDULE["sentiment-requeue-stuck-batches"] = {
+    "task": "sentiment.batches_requeue_stuck", "schedule": 120.0, "options": {"queue": "default"},
+}
+CELERY_BEAT_SCHEDULE["sentiment-daily-digest"] = {
+    "task": "sentiment.digests_send_due", "schedule": 900.0, "options": {"queue": "default"},
+}
 # --- end sentiment ---

@@ -1,0 +1,36 @@
+"""Imaging fixtures: tiny random-weight models saved and registered through the real code paths, upload helpers."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.imaging.tiny_models import save_tiny_models
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dirs(tmp_path_factory):
+    return save_tiny_models(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture
+def tiny_models(db, settings, tiny_model_dirs):
+    """Both tiny models registered and active; IMAGING_MODELS_DIR points at them."""
+    from imaging.services import model_register
+
+    settings.IMAGING_MODELS_DIR = tiny_model_dirs["root"]
+    settings.IMAGING_BATCH_SIZE = 4
+    return {"image": model_register(model_dir=tiny_model_dirs["image"]),
+            "series": model_register(model_dir=tiny_model_dirs["series"])}
+
+
+@pytest.fixture
+def clinician(org, make_member):
+    from accounts.capabilities import Role
+
+    return make_member(org, Role.CLINICIAN)
+
+
+def upload(name: str, data: bytes):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile(name, data)
