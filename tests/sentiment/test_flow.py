@@ -1,0 +1,172 @@
+"""The scoring pipeline for real with a tiny model: ingest -> on_commit -> task -> ml -> write-back -> rollups."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from django.db.models import Sum
+
+from sentiment import services
+from sentiment.models import (
+    BatchStatus,
+    Document,
+    DocumentStatus,
+    EntityHour,
+    EntityMention,
+    Score,
+    ScoringBatch,
+    SourceKind,
+)
+from subscriptions.models import UsageEntry, UsageState
+from tests.sentiment.conftest import make_watchlist
+
+pytestmark = pytest.mark.django_db
+
+TEXTS = [
+    "$NWC Northwind Capital beats estimates and raises guidance",
+    "Regulators open an investigation into Contoso (NASDAQ: CTSO) accounting",
+    "<p>Fabrikam   Motors <b>recalls</b> 40,000 vehicles</p>",
+    "Markets were flat on Tuesday.",
+    "Northwind announces a share buyback; $CTSO shares slip",
+    "Analysts see steady demand for Fabrikam trucks",
+    "Quarterly results will be published on 3 March.",
+]
+
+
+def _ingest(org, texts, capture, *, explain=True, kind=SourceKind.PASTE):
+    source = services.source_builtin(organization=org, kind=kind)
+    with capture(execute=True):
+        return services.documents_ingest(organization=org, source=source,
+                                         items=[services.IngestItem(text=t) for t in texts], explain=explain)
+
+
+def test_paste_is_normalised_scored_explained_and_rolled_up(org, other_org, sentiment_model, watchlist,
+                                                             django_capture_on_commit_callbacks):
+    published = datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
+    source = services.source_builtin(organization=org, kind=SourceKind.API)
+    items = [services.IngestItem(text=t, published_at=published) for t in TEXTS]
+    with django_capture_on_commit_callbacks(execute=True):
+        result = services.documents_ingest(organization=org, source=source, items=items)
+    batch = ScoringBatch.objects.get(pk=result.batch.pk)
+    assert batch.status == BatchStatus.SUCCEEDED and batch.done == batch.total == len(TEXTS)
+    assert batch.model == sentiment_model and batch.quota_settled == "committed"
+    docs = list(Document.objects.filter(organization=org).order_by("pk"))
+    assert docs[2].text == "Fabrikam Motors recalls 40,000 vehicles"  # HTML stripped, whitespace collapsed
+    assert all(d.status == DocumentStatus.SCORED for d in docs)
+    for doc in docs:
+        score = doc.score
+        assert score.label in ("negative", "neutral", "positive")
+        assert abs(score.p_negative + score.p_neutral + score.p_positive - 1) < 1e-4
+        assert score.sentiment_index == pytest.approx(score.p_positive - score.p_negative)
+        assert score.model_sha256 == sentiment_model.sha256
+        assert score.attributions and all(doc.text[s:e].strip() for s, e, _ in score.attributions)
+        assert max(abs(v) for *_, v in score.attributions) == pytest.approx(1.0, abs=1e-3)
+    mentions = {(m.document_id, m.key, m.kind) for m in EntityMention.objects.filter(organization=org)}
+    assert (docs[0].pk, "NWC", "cashtag") in mentions and (docs[1].pk, "CTSO", "ticker") in mentions
+    assert (docs[2].pk, "FAB", "alias") in mentions and (docs[4].pk, "NWC", "alias") in mentions
+    for m in EntityMention.objects.filter(organization=org):
+        assert m.document.text[m.start:m.end] == m.text
+    # Rollups: one row per entity for that hour; NWC is named in two documents (one twice: counted once each).
+    nwc = EntityHour.objects.get(organization=org, key="NWC")
+    assert nwc.hour == datetime(2024, 5, 1, 9, tzinfo=UTC) and nwc.count == 2
+    nwc_docs = Score.objects.filter(document__in=[docs[0], docs[4]])
+    assert nwc.index_sum == pytest.approx(sum(s.sentiment_index for s in nwc_docs), abs=1e-6)
+    assert nwc.negatives + nwc.neutrals + nwc.positives == 2
+    assert EntityHour.objects.filter(organization=org).aggregate(n=Sum("count"))["n"] == EntityMention.objects.filter(
+        organization=org).values("document_id", "key").distinct().count()
+    # Quota: one committed text per created document, charged once.
+    committed = UsageEntry.objects.filter(organization=org, state=UsageState.COMMITTED, meter="texts")
+    assert committed.count() == 1 and committed.get().quantity == len(TEXTS)
+    # Nothing leaks to the other organisation.
+    assert not Document.objects.filter(organization=other_org).exists()
+    assert not EntityHour.objects.filter(organization=other_org).exists()
+
+
+def test_duplicates_and_bad_items_do_not_sink_the_batch(org, other_org, sentiment_model,
+                                                        django_capture_on_commit_callbacks):
+    first = _ingest(org, ["Contoso profit rises", "Fabrikam cuts jobs"], django_capture_on_commit_callbacks)
+    assert first.created == 2
+    again = _ingest(org, ["CONTOSO   profit rises", "", "<p> </p>", "Northwind wins a contract",
+                          "Northwind wins a contract", "x" * 30_000], django_capture_on_commit_callbacks)
+    statuses = [r.status for r in again.results]
+    assert statuses == ["duplicate", "rejected", "rejected", "created", "duplicate", "rejected"]
+    assert again.results[0].document_id == first.results[0].document_id
+    assert "already imported" in again.results[0].message and "item 3" in again.results[4].message
+    assert "empty" in again.results[1].message and "characters" in again.results[5].message
+    assert Document.objects.filter(organization=org).count() == 3
+    # The same text in another organisation is that organisation's own document.
+    theirs = _ingest(other_org, ["Contoso profit rises"], django_capture_on_commit_callbacks)
+    assert theirs.created == 1
+
+
+def test_redelivered_batch_is_scored_once(org, sentiment_model, watchlist, django_capture_on_commit_callbacks):
+    from sentiment.tasks import score_batch
+
+    result = _ingest(org, ["$NWC rallies", "$NWC slumps"], django_capture_on_commit_callbacks, explain=False)
+    score_batch(batch_id=result.batch.pk)  # a second delivery of the same message
+    assert Score.objects.filter(organization=org).count() == 2
+    assert EntityHour.objects.get(organization=org, key="NWC").count == 2
+    assert all(s.attributions is None for s in Score.objects.filter(organization=org))
+    assert UsageEntry.objects.filter(organization=org, state=UsageState.COMMITTED).count() == 1
+
+
+def test_no_model_fails_the_batch_with_what_to_do(org, django_capture_on_commit_callbacks):
+    result = _ingest(org, ["Contoso profit rises"], django_capture_on_commit_callbacks)
+    batch = ScoringBatch.objects.get(pk=result.batch.pk)
+    assert batch.status == BatchStatus.FAILED and "build_demo_sentiment_model" in batch.error_message
+    assert batch.quota_settled == "released"
+    assert Document.objects.get(organization=org).status == DocumentStatus.FAILED
+
+
+def test_tampered_weights_fail_the_batch_clearly(org, settings, tmp_path, sentiment_model,
+                                                 django_capture_on_commit_callbacks):
+    import shutil
+
+    from sentiment.ml.runtime import clear_model_cache
+    from sentiment.services import model_path, model_register
+
+    copy = tmp_path / "tampered" / "v1"
+    shutil.copytree(model_path(sentiment_model), copy)
+    registered = model_register(model_dir=copy)
+    registered.sha256 = "f" * 64
+    registered.save()
+    clear_model_cache()
+    result = _ingest(org, ["Contoso profit rises"], django_capture_on_commit_callbacks)
+    batch = ScoringBatch.objects.get(pk=result.batch.pk)
+    assert batch.status == BatchStatus.FAILED and "could not be loaded" in batch.error_message
+
+
+def test_quota_exceeded_rolls_back_the_ingest_with_numbers(org, sentiment_model):
+    from subscriptions.exceptions import QuotaExceeded
+    from tests.subscriptions.factories import shrink_plan
+
+    shrink_plan("free", texts_per_month=2)
+    source = services.source_builtin(organization=org, kind=SourceKind.PASTE)
+    with pytest.raises(QuotaExceeded) as err:
+        services.documents_ingest(organization=org, source=source,
+                                  items=[services.IngestItem(text=f"Text number {i}") for i in range(3)])
+    assert err.value.details["remaining"] == 2 and err.value.details["requested"] == 3
+    assert not Document.objects.filter(organization=org).exists()
+
+
+def test_stuck_batches_are_requeued_then_given_up(org, sentiment_model, django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    source = services.source_builtin(organization=org, kind=SourceKind.PASTE)
+    result = services.documents_ingest(organization=org, source=source, items=[services.IngestItem(text="Lost one")])
+    ScoringBatch.objects.filter(pk=result.batch.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        out = services.batches_requeue_stuck()
+    assert out["requeued"] == [result.batch.pk]
+    assert ScoringBatch.objects.get(pk=result.batch.pk).status == BatchStatus.SUCCEEDED
+
+
+def test_second_watchlist_entities_and_cashtags_outside_watchlists(org, sentiment_model,
+                                                                   django_capture_on_commit_callbacks):
+    make_watchlist(org, "Banks", [("BNK", "Bank of Nowhere", ["Nowhere Bank"])])
+    _ingest(org, ["Nowhere Bank raises its dividend while $ZZZ falls"], django_capture_on_commit_callbacks)
+    keys = set(EntityMention.objects.filter(organization=org).values_list("key", flat=True))
+    assert keys == {"BNK", "ZZZ"}
