@@ -13,17 +13,6 @@ from tests.imaging import dicom_fixtures as fx
 LIMITS = ArchiveLimits()
 
 
-# tests/conftest.py's autouse fixtures need Django; these modules are pure Python and must run without it.
-@pytest.fixture(autouse=True)
-def _media_root():
-    yield
-
-
-@pytest.fixture(autouse=True)
-def _scopes_disabled_in_test_body():
-    yield
-
-
 def run(data: bytes, limits: ArchiveLimits = LIMITS) -> tuple[dict[str, bytes], dict[str, ArchiveRejection]]:
     members, rejections = {}, {}
     for item in iter_archive(data=data, filename="series.zip", limits=limits):

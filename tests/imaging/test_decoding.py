@@ -22,17 +22,6 @@ from tests.imaging import dicom_fixtures as fx
 LIMITS = DecodeLimits()
 
 
-# tests/conftest.py's autouse fixtures need Django; these modules are pure Python and must run without it.
-@pytest.fixture(autouse=True)
-def _media_root():
-    yield
-
-
-@pytest.fixture(autouse=True)
-def _scopes_disabled_in_test_body():
-    yield
-
-
 def decode(data: bytes, name: str = "scan.dcm", limits: DecodeLimits = LIMITS):
     return decode_image(data=data, filename=name, limits=limits)
 

@@ -15,17 +15,6 @@ from tests.imaging import dicom_fixtures as fx
 ORG_A, ORG_B = "salt-of-org-a", "salt-of-org-b"
 
 
-# tests/conftest.py's autouse fixtures need Django; these modules are pure Python and must run without it.
-@pytest.fixture(autouse=True)
-def _media_root():
-    yield
-
-
-@pytest.fixture(autouse=True)
-def _scopes_disabled_in_test_body():
-    yield
-
-
 def deid(ds, salt: str = ORG_A):
     return deidentify_dicom(data=fx.dicom_bytes(ds), organization_salt=salt, filename="ct.dcm")
 

@@ -6,18 +6,6 @@ import pytest
 
 from sentiment.entities import EntityMatch, extract_entities
 
-
-# tests/conftest.py's autouse fixtures need Django; these tests must run with `-p no:django`, so neutralise them.
-@pytest.fixture(autouse=True)
-def _media_root() -> None:
-    return None
-
-
-@pytest.fixture(autouse=True)
-def _scopes_disabled_in_test_body() -> None:
-    return None
-
-
 WATCHLIST = {
     "NWC": ["Northwind Capital", "Northwind Capital Group", "Northwind"],
     "KVMR": ["Kavemar Robotics", "Kavemar"],

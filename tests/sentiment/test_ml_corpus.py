@@ -19,17 +19,6 @@ from sentiment.ml.corpus import (
 from sentiment.ml.labelled_data import LABELS, DatasetError, read_labelled_csv
 
 
-# tests/conftest.py's autouse fixtures need Django; these tests must run with `-p no:django`, so neutralise them.
-@pytest.fixture(autouse=True)
-def _media_root() -> None:
-    return None
-
-
-@pytest.fixture(autouse=True)
-def _scopes_disabled_in_test_body() -> None:
-    return None
-
-
 def _company_terms(split: str) -> set[str]:
     terms: set[str] = set()
     for company in companies_for_split(split=split, seed=0):

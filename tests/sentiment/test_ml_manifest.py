@@ -19,17 +19,6 @@ from sentiment.ml.manifest import (
 from sentiment.ml.tiny_model import build_tiny_model
 
 
-# tests/conftest.py's autouse fixtures need Django; these tests must run with `-p no:django`, so neutralise them.
-@pytest.fixture(autouse=True)
-def _media_root() -> None:
-    return None
-
-
-@pytest.fixture(autouse=True)
-def _scopes_disabled_in_test_body() -> None:
-    return None
-
-
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("tiny") / "model"

@@ -11,17 +11,6 @@ from sentiment.ml.manifest import load_model
 from sentiment.ml.scoring import score_texts
 
 
-# tests/conftest.py's autouse fixtures need Django; these tests must run with `-p no:django`, so neutralise them.
-@pytest.fixture(autouse=True)
-def _media_root() -> None:
-    return None
-
-
-@pytest.fixture(autouse=True)
-def _scopes_disabled_in_test_body() -> None:
-    return None
-
-
 @pytest.mark.slow
 def test_short_minilm_fine_tune_beats_chance_on_held_out_split(tmp_path: Path) -> None:
     recipe = DemoRecipe(n_train=480, n_eval=30, n_test=150, epochs=2, batch_size=16, lr=1.5e-4, max_length=40,

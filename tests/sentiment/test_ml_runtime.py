@@ -12,17 +12,6 @@ from sentiment.ml.manifest import ModelLoadError
 from sentiment.ml.tiny_model import build_tiny_model
 
 
-# tests/conftest.py's autouse fixtures need Django; these tests must run with `-p no:django`, so neutralise them.
-@pytest.fixture(autouse=True)
-def _media_root() -> None:
-    return None
-
-
-@pytest.fixture(autouse=True)
-def _scopes_disabled_in_test_body() -> None:
-    return None
-
-
 def test_get_model_caches_per_path_and_checksum(tmp_path: Path) -> None:
     manifest = build_tiny_model(out_dir=tmp_path / "a")
     runtime.clear_model_cache()

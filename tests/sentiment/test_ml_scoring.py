@@ -10,17 +10,6 @@ from sentiment.ml.manifest import LoadedSentimentModel, load_model
 from sentiment.ml.scoring import score_texts
 from sentiment.ml.tiny_model import build_tiny_model
 
-
-# tests/conftest.py's autouse fixtures need Django; these tests must run with `-p no:django`, so neutralise them.
-@pytest.fixture(autouse=True)
-def _media_root() -> None:
-    return None
-
-
-@pytest.fixture(autouse=True)
-def _scopes_disabled_in_test_body() -> None:
-    return None
-
 TEXTS = [
     "Kavemar Robotics (NASDAQ: KVMR) didn't miss estimates; revenue rose 12.5% to $1.4 billion in the third quarter.",
     "Flat.",

@@ -14,17 +14,6 @@ from sentiment.ml.tiny_model import build_tiny_model
 from sentiment.ml.train import TrainConfig, TrainProgress, train
 
 
-# tests/conftest.py's autouse fixtures need Django; these tests must run with `-p no:django`, so neutralise them.
-@pytest.fixture(autouse=True)
-def _media_root() -> None:
-    return None
-
-
-@pytest.fixture(autouse=True)
-def _scopes_disabled_in_test_body() -> None:
-    return None
-
-
 @pytest.fixture(scope="module")
 def base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("base") / "tiny"

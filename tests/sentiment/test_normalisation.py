@@ -9,17 +9,6 @@ import pytest
 from sentiment.normalisation import EmptyText, detect_language, normalise_text
 
 
-# tests/conftest.py's autouse fixtures need Django; these tests must run with `-p no:django`, so neutralise them.
-@pytest.fixture(autouse=True)
-def _media_root() -> None:
-    return None
-
-
-@pytest.fixture(autouse=True)
-def _scopes_disabled_in_test_body() -> None:
-    return None
-
-
 def test_html_tags_scripts_and_styles_are_removed() -> None:
     raw = (
         "<html><head><title>Q3 update</title><style>p { color: red }</style></head><body>"
