@@ -215,7 +215,7 @@ class IngestResult:
         return self.count("rejected")
 
 
-def _prepare(item: IngestItem) -> tuple[dict | None, str]:
+def _prepare(item: IngestItem, *, received_at: datetime) -> tuple[dict | None, str]:
     raw = item.text if isinstance(item.text, str) else ""
     if len(raw) > settings.SENTIMENT_MAX_TEXT_CHARS:
         return None, (f"the text has {len(raw):,} characters, more than the {settings.SENTIMENT_MAX_TEXT_CHARS:,} "
@@ -230,7 +230,7 @@ def _prepare(item: IngestItem) -> tuple[dict | None, str]:
     return {"text": norm.text, "content_hash": norm.content_hash, "language": norm.language, "title": title,
             "url": (item.url or "").strip()[:1000], "publisher": (item.publisher or "").strip()[:200],
             "external_id": (item.external_id or "")[:500],
-            "published_at": item.published_at or timezone.now()}, ""
+            "published_at": item.published_at or received_at}, ""
 
 
 def documents_ingest(*, organization: Organization, source: Source, items: list[IngestItem],
@@ -261,8 +261,9 @@ def _ingest(*, organization: Organization, source: Source, items: list[IngestIte
                             "rest into further requests.", details={"max_items": max_items, "received": len(items)})
     results: list[ItemResult] = []
     prepared: dict[str, tuple[int, dict]] = {}
+    received_at = timezone.now()  # one instant per batch, so undated texts of one batch share their rollup hour
     for index, item in enumerate(items):
-        row, problem = _prepare(item)
+        row, problem = _prepare(item, received_at=received_at)
         if row is None:
             results.append(ItemResult(index=index, status="rejected", message=problem))
         elif row["content_hash"] in prepared:

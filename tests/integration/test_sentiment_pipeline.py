@@ -19,13 +19,16 @@ def _items():
     from datetime import UTC, datetime, timedelta
     from email.utils import format_datetime
 
-    def ago(minutes):
-        return format_datetime(datetime.now(UTC) - timedelta(minutes=minutes), usegmt=True)
+    # Every item falls inside the previous whole hour, so the rollup is one EntityHour row whatever the clock says.
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
 
-    return [("Northwind Capital plunges after fraud probe", "Shares of $NWC collapsed.", ago(50)),
-            ("Northwind misses estimates", "$NWC cut its outlook.", ago(40)),
-            ("Northwind warns on profit", "$NWC sees weak demand.", ago(30)),
-            ("Contoso opens a new plant", "Contoso hires 200 people.", ago(20))]
+    def at(minute):
+        return format_datetime(hour + timedelta(minutes=minute), usegmt=True)
+
+    return [("Northwind Capital plunges after fraud probe", "Shares of $NWC collapsed.", at(10)),
+            ("Northwind misses estimates", "$NWC cut its outlook.", at(20)),
+            ("Northwind warns on profit", "$NWC sees weak demand.", at(30)),
+            ("Contoso opens a new plant", "Contoso hires 200 people.", at(40))]
 
 
 @pytest.fixture
