@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -41,3 +41,28 @@ def api_exception_handler(exc, context):
         body["details"] = {"retry_after_seconds": exc.wait}
     response.data = {"error": body}
     return response
+
+
+def _api_path(request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def page_not_found(request, exception=None):
+    """404 for the whole site: the API's JSON error body under /api/, the site's page elsewhere."""
+    from django.views import defaults
+
+    if _api_path(request):
+        return JsonResponse({"error": {"code": "not_found", "message": f"No API endpoint or object at {request.path}; "
+                                       "see /api/docs/ for the endpoints.", "details": {}}}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    """500: never a stack trace; JSON under /api/ so clients can parse it."""
+    from django.views import defaults
+
+    if _api_path(request):
+        return JsonResponse({"error": {"code": "server_error", "message": "The server failed to handle this request; "
+                                       "it has been logged. Try again, and contact support if it persists.",
+                                       "details": {}}}, status=500)
+    return defaults.server_error(request)

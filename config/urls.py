@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -20,7 +19,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
 
-if settings.DEBUG:
-    from django.conf.urls.static import static
-
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+# Uploaded scans, overlays and reports are never served from MEDIA_URL, not even under DEBUG: every file goes
+# through a view that checks the organisation and writes the audit trail.
+handler404 = "accounts.api_errors.page_not_found"
+handler500 = "accounts.api_errors.server_error"

@@ -18,3 +18,5 @@ STORAGES = {
 }
 ACCOUNT_RATE_LIMITS = {"login_failed": env.str("RATE_LIMIT_LOGIN_FAILED", default="5/m/ip,5/5m/key")}
 LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}
+# A code computed just before a 30-second step boundary is still accepted, so TOTP tests cannot flake.
+MFA_TOTP_TOLERANCE = 1

@@ -24,7 +24,9 @@ def test_api_key_authenticates_into_its_own_organisation(org, other_org, api_key
     assert body["auth"] == "api_key" and body["api_key_scope"] == "read"
     assert "members.manage" not in body["capabilities"]
     members = api(raw).get("/api/v1/members/").json()
-    assert {m["email"] for m in members["results"]} and all("Beta" not in m["email"] for m in members["results"])
+    theirs = set(other_org.memberships.values_list("user__email", flat=True))
+    ours = set(org.memberships.values_list("user__email", flat=True))
+    assert theirs and {m["email"] for m in members["results"]} == ours
 
 
 def test_invalid_or_revoked_key_gets_401_with_error_body(org, api_key_for):
@@ -107,3 +109,38 @@ def test_api_keys_need_a_plan_with_api_access(org, other_org, owner, api_key_for
     assert client.get("/api/v1/me/").status_code == 200  # the web app keeps working
     Plan.objects.update(api_access=True)
     assert api(other_raw).get("/api/v1/me/").status_code == 200
+
+
+def test_unknown_api_url_gets_the_json_error_body(org, api_key_for):
+    response = api(api_key_for(org)).get("/api/v1/no-such-thing/")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("application/json")
+    assert response.json()["error"]["code"] == "not_found" and "/api/docs/" in response.json()["error"]["message"]
+    page = api().get("/no-such-page/")
+    assert page.status_code == 404 and not page["Content-Type"].startswith("application/json")
+
+
+def test_api_server_error_is_json_without_a_traceback(rf):
+    import json
+
+    from accounts.api_errors import server_error
+
+    response = server_error(rf.get("/api/v1/me/"))
+    assert response.status_code == 500 and json.loads(response.content)["error"]["code"] == "server_error"
+
+
+def test_uploaded_files_are_never_served_by_url_even_under_debug(settings):
+    import importlib
+
+    from django.urls import Resolver404, resolve
+
+    import config.urls
+
+    settings.DEBUG = True
+    try:
+        urls = importlib.reload(config.urls)
+        with pytest.raises(Resolver404):
+            resolve(f"{settings.MEDIA_URL}imaging/org_1/anything.png", urlconf=urls)
+    finally:
+        settings.DEBUG = False
+        importlib.reload(config.urls)

@@ -40,6 +40,8 @@ def _scaled_mode_services():
     broker = settings.CELERY_BROKER_URL
     ci_requires("Redis", broker.startswith("redis://"), "run through ./dev test, which sets CELERY_BROKER_URL=redis://")
     ci_requires("Redis", _reachable(broker, 6379), "nothing answers on the Redis port")
+    # Eager tasks would run in this process and let every worker round trip pass without a worker.
+    assert not settings.CELERY_TASK_ALWAYS_EAGER, "run the integration tier with CELERY_TASK_ALWAYS_EAGER=false"
     import redis
 
     redis.Redis.from_url(broker).flushdb()  # no stale messages from an earlier run
