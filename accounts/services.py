@@ -265,6 +265,8 @@ def demo_setup(*, email: str, password: str, organization_name: str) -> tuple[Or
             membership = Membership.objects.filter(user=user).select_related("organization").first()
             if membership is not None:
                 return membership.organization, user, False
+            user.set_password(password)  # the caller prints this password: it must be the one that works
+            user.save(update_fields=["password"])
         else:
             user = User.objects.create_user(email=email, password=password, name="Demo Owner")
         EmailAddress.objects.update_or_create(user=user, email=email, defaults={"verified": True, "primary": True})

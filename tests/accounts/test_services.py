@@ -129,3 +129,13 @@ def test_demo_setup_is_idempotent():
     assert created and org.is_demo and user.check_password("pw-123456789")
     org2, user2, created2 = services.demo_setup(email="demo@example.org", password="other", organization_name="D")
     assert (org2, user2, created2) == (org, user, False)
+
+
+def test_demo_setup_for_a_user_left_without_organisation_sets_the_printed_password():
+    from accounts.models import User
+
+    User.objects.create_user(email="demo@example.org", password="forgotten-old-one", name="Demo")
+    org, user, created = services.demo_setup(email="demo@example.org", password="pw-new-12345", organization_name="D")
+    assert created and org.is_demo
+    user.refresh_from_db()
+    assert user.check_password("pw-new-12345")
