@@ -97,6 +97,8 @@ def membership_change_role(*, organization: Organization, actor: User, actor_rol
 @transaction.atomic
 def membership_remove(*, organization: Organization, actor: User, actor_role: str, membership_id: int) -> None:
     """Remove a member (or leave, when the member is the actor). The last owner can neither leave nor be removed."""
+    from sentiment.services import digest_subscriptions_remove
+
     Organization.objects.select_for_update().get(pk=organization.pk)
     membership = _membership_for_update(organization=organization, membership_id=membership_id)
     is_self = membership.user_id == actor.pk
@@ -106,6 +108,7 @@ def membership_remove(*, organization: Organization, actor: User, actor_role: st
         raise PermissionDenied("Only an owner can remove another owner.")
     email = membership.user.email
     membership.delete()
+    digest_subscriptions_remove(organization=organization, user=membership.user)
     audit_record(organization=organization, actor=actor, verb="membership.leave" if is_self else "membership.remove",
                  details={"user": email})
 

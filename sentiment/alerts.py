@@ -12,6 +12,8 @@ import secrets
 import time
 import urllib.error
 import urllib.request
+from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -22,8 +24,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
+from accounts.capabilities import Capability, role_has
 from accounts.exceptions import ServiceError
-from accounts.models import Organization, User
+from accounts.models import Membership, Organization, User
 from accounts.services import audit_record
 from sentiment import selectors
 from sentiment.models import (
@@ -42,6 +45,8 @@ logger = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Lumen-Signature"
 TIMESTAMP_HEADER = "X-Lumen-Timestamp"
 MAX_ALERT_DOCUMENTS = 20
+MAX_DELIVERY_ATTEMPTS = 5  # per channel and alert; the task retries a failed channel with backoff until then
+DELIVERY_RETRY_SECONDS = 60  # first retry after a minute, then doubling: 1, 2, 4, 8 minutes
 
 
 # --- rules ----------------------------------------------------------------------------------------------------------
@@ -170,9 +175,11 @@ def _alert_create(*, organization, rule: AlertRule, key: str, now: datetime, sta
     alert = Alert.objects.create(organization=organization, rule=rule, entity_key=key, triggered_at=now,
                                  window_start=start, window_end=now, value=value, volume=total["count"],
                                  negatives=total["negatives"], message=message[:500])
+    # The most negative documents of the window (lowest index first); every mention of a document carries the
+    # document's index, so distinct (document, index) pairs are distinct documents.
     doc_ids = list(EntityMention.objects.filter(organization=organization, key=key, label=Label.NEGATIVE,
                                                 published_at__gte=start, published_at__lt=now)
-                   .order_by("-sentiment_index").values_list("document_id", flat=True).distinct()
+                   .order_by("sentiment_index").values_list("document_id", flat=True).distinct()
                    [:MAX_ALERT_DOCUMENTS * 2])
     alert.documents.set(list(dict.fromkeys(doc_ids))[:MAX_ALERT_DOCUMENTS])
     transaction.on_commit(lambda: _enqueue_delivery(alert.pk))
@@ -243,15 +250,22 @@ def _send_email(*, rule: AlertRule, payload: dict) -> tuple[bool, str]:
     return True, f"sent to {len(rule.recipients)} recipient(s)"
 
 
-def _deliver(*, rule: AlertRule, alert: Alert | None, test: bool) -> list[AlertDelivery]:
-    payload = _payload(alert, rule, test)
-    deliveries = []
+def _channels(rule: AlertRule) -> list[tuple[str, Callable[..., tuple[bool, str]]]]:
     channels = []
     if rule.recipients:
         channels.append((DeliveryChannel.EMAIL, _send_email))
     if rule.webhook_url:
         channels.append((DeliveryChannel.WEBHOOK, _post_webhook))
-    for channel, send in channels:
+    return channels
+
+
+def _deliver(*, rule: AlertRule, alert: Alert | None, test: bool,
+             only: set[str] | None = None) -> list[AlertDelivery]:
+    payload = _payload(alert, rule, test)
+    deliveries = []
+    for channel, send in _channels(rule):
+        if only is not None and channel not in only:
+            continue
         ok, detail = send(rule=rule, payload=payload)
         deliveries.append(AlertDelivery.objects.create(organization=rule.organization, rule=rule, alert=alert,
                                                        channel=channel, is_test=test, ok=ok, detail=detail[:500]))
@@ -259,14 +273,32 @@ def _deliver(*, rule: AlertRule, alert: Alert | None, test: bool) -> list[AlertD
 
 
 def alert_deliver(*, alert_id: int) -> list[AlertDelivery]:
+    """Send the alert on each channel of its rule that has not succeeded yet; returns the attempts made now.
+
+    Per channel: one that succeeded is never sent again (a redelivered or retried task sends no second e-mail), one
+    that failed is tried again on the next call, up to MAX_DELIVERY_ATTEMPTS attempts in all."""
     with scopes_disabled():
         alert = Alert.objects.select_related("rule", "rule__watchlist", "organization").filter(pk=alert_id).first()
     if alert is None:
         return []
     with scope(organization=alert.organization):
-        if AlertDelivery.objects.filter(alert=alert, ok=True).exists():
-            return []  # delivered already: a redelivered task message sends nothing twice
-        return _deliver(rule=alert.rule, alert=alert, test=False)
+        succeeded: set[str] = set()
+        failures: dict[str, int] = defaultdict(int)
+        for channel, ok in AlertDelivery.objects.filter(alert=alert, is_test=False).values_list("channel", "ok"):
+            if ok:
+                succeeded.add(channel)
+            else:
+                failures[channel] += 1
+        due = {channel for channel, _ in _channels(alert.rule)
+               if channel not in succeeded and failures[channel] < MAX_DELIVERY_ATTEMPTS}
+        if not due:
+            return []
+        return _deliver(rule=alert.rule, alert=alert, test=False, only=due)
+
+
+def delivery_retry_countdown(*, retries: int) -> int:
+    """Seconds before the next delivery attempt after `retries` retries so far (exponential backoff)."""
+    return DELIVERY_RETRY_SECONDS * 2 ** retries
 
 
 def alert_rule_send_test(*, rule: AlertRule, actor: User | None) -> list[AlertDelivery]:
@@ -307,7 +339,10 @@ def digest_compose(*, watchlist: Watchlist, now: datetime | None = None) -> tupl
 
 
 def digests_send_due(*, now: datetime | None = None) -> int:
-    """Beat: send today's digest to every opted-in user who has not had it yet, from the configured hour on."""
+    """Beat: send today's digest to every opted-in user who has not had it yet, from the configured hour on.
+
+    Only to members whose role may still view sentiment: the opt-in of someone who left the organisation or whose
+    role lost that right is deleted instead (they can no longer open the watchlist page to opt out)."""
     now = now or timezone.now()
     if now.hour < settings.SENTIMENT_DIGEST_HOUR_UTC:
         return 0
@@ -315,7 +350,18 @@ def digests_send_due(*, now: datetime | None = None) -> int:
     with scopes_disabled():
         due = list(DigestSubscription.objects.exclude(last_sent_on=now.date())
                    .select_related("watchlist", "watchlist__organization", "user"))
+    roles = {(org_id, user_id): role for org_id, user_id, role in Membership.objects.filter(
+        organization_id__in={s.organization_id for s in due}, user_id__in={s.user_id for s in due})
+        .values_list("organization_id", "user_id", "role")}
     for sub in due:
+        if not sub.user.is_active:
+            continue
+        if not role_has(roles.get((sub.organization_id, sub.user_id)), Capability.SENTIMENT_VIEW):
+            with scope(organization=sub.watchlist.organization):
+                DigestSubscription.objects.filter(pk=sub.pk).delete()
+            logger.info("digest subscription %s removed: user %s may no longer view sentiment in organisation %s",
+                        sub.pk, sub.user_id, sub.organization_id)
+            continue
         with scope(organization=sub.watchlist.organization):
             subject, body = digest_compose(watchlist=sub.watchlist, now=now)
             send_mail(subject, body, None, [sub.user.email])

@@ -141,29 +141,25 @@ class DocumentListCreateView(ListAPIView):
             raise services.BatchTooLarge(f"{len(raw_items):,} documents were sent; send at most {limit:,} per request "
                                          "and split the rest into further requests.",
                                          details={"max_items": limit, "received": len(raw_items)})
-        items, invalid = [], {}
-        for index, raw in enumerate(raw_items):
+        items = []
+        for raw in raw_items:
             item = DocumentItemInput(data=raw)
             if item.is_valid():
                 v = item.validated_data
-                items.append((index, services.IngestItem(
+                items.append(services.IngestItem(
                     text=v["text"], title=v.get("title", ""), url=v.get("url", ""), publisher=v.get("source", ""),
                     published_at=v.get("published_at"), language=v.get("language") or None,
-                    external_id=v.get("external_id", ""))))
-            else:
-                invalid[index] = "invalid fields: " + "; ".join(
-                    f"{field}: {' '.join(str(e) for e in errors)}" for field, errors in item.errors.items())
+                    external_id=v.get("external_id", "")))
+            else:  # kept in place, so every index and "same text as item N" is the request's own numbering
+                items.append(services.IngestItem(text="", problem="invalid fields: " + "; ".join(
+                    f"{field}: {' '.join(str(e) for e in errors)}" for field, errors in item.errors.items())))
         source = services.source_builtin(organization=request.organization, kind=SourceKind.API)
         user = request.user if request.user.is_authenticated else None
-        result = services.documents_ingest(organization=request.organization, source=source,
-                                           items=[item for _, item in items], created_by=user,
-                                           explain=body.validated_data.get("explain"))
-        results = [None] * len(raw_items)
-        for index, message in invalid.items():
-            results[index] = {"index": index, "status": "rejected", "document_id": None, "message": message}
-        for (index, _), r in zip(items, result.results, strict=True):
-            results[index] = {"index": index, "status": r.status, "document_id": r.document_id, "message": r.message}
-        summary = {s: sum(1 for r in results if r["status"] == s) for s in ("created", "duplicate", "rejected")}
+        result = services.documents_ingest(organization=request.organization, source=source, items=items,
+                                           created_by=user, explain=body.validated_data.get("explain"))
+        results = [{"index": r.index, "status": r.status, "document_id": r.document_id, "message": r.message}
+                   for r in result.results]
+        summary = {s: result.count(s) for s in ("created", "duplicate", "rejected")}
         out = {"batch": BatchOutput(result.batch).data if result.batch else None, "summary": summary,
                "results": results}
         return Response(out, status=status.HTTP_201_CREATED if result.batch else status.HTTP_200_OK)

@@ -212,6 +212,6 @@ def csv_import_run(*, csv_import: CsvImport, mapping: dict[str, str], created_by
         csv_import.batch = result.batch
         csv_import.save()
     audit_record(organization=csv_import.organization, actor=created_by, verb="sentiment.csv.import",
-                 target=csv_import, details={"imported": result.created, "duplicates": result.duplicates,
-                                             "errors": len(errors)})
+                 target=csv_import, details={"imported": result.created, "requeued": result.requeued,
+                                             "duplicates": result.duplicates, "errors": len(errors)})
     return csv_import

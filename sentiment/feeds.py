@@ -110,7 +110,7 @@ def feed_poll(*, source_id: int) -> dict:
             items = parse(body=result.body, feed_title=source.name)
             if items:
                 ingest = services.documents_ingest(organization=source.organization, source=source, items=items)
-                added = ingest.created
+                added = ingest.created - ingest.requeued  # a failed item scored again is not a new one
             source.etag, source.last_modified = result.etag[:255], result.last_modified[:255]
     except FeedError as exc:
         error = str(exc)

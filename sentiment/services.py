@@ -3,7 +3,8 @@ state machine and score write-back, watchlists and digest opt-ins.
 
 Batch states: QUEUED -> RUNNING -> SUCCEEDED | FAILED. Every transition locks the batch row; the worker proceeds
 only from QUEUED, and write-back only touches documents still QUEUED, so a redelivered message is harmless and
-rollups count every document once. Quota is reserved per new text at ingest and settled once when the batch ends.
+rollups count every document once. Quota is reserved per queued text at ingest and settled once when the batch
+ends. A failed document is queued again (in a new batch) when its text is imported again.
 """
 
 from __future__ import annotations
@@ -184,6 +185,9 @@ class IngestItem:
     published_at: datetime | None = None
     language: str | None = None
     external_id: str = ""
+    # Set by a caller whose own validation already refused the item: it is reported as rejected with this reason
+    # but keeps its place, so every index and "same text as item N" counts the caller's items.
+    problem: str = ""
 
 
 @dataclass
@@ -192,6 +196,7 @@ class ItemResult:
     status: str  # created | duplicate | rejected
     document_id: int | None = None
     message: str = ""
+    requeued: bool = False  # created: an earlier document of this text had failed and is scored again
 
 
 @dataclass
@@ -214,8 +219,15 @@ class IngestResult:
     def rejected(self) -> int:
         return self.count("rejected")
 
+    @property
+    def requeued(self) -> int:
+        """Of the created: texts whose earlier document had failed and is queued for scoring again."""
+        return sum(1 for r in self.results if r.requeued)
+
 
 def _prepare(item: IngestItem, *, received_at: datetime) -> tuple[dict | None, str]:
+    if item.problem:
+        return None, item.problem
     raw = item.text if isinstance(item.text, str) else ""
     if len(raw) > settings.SENTIMENT_MAX_TEXT_CHARS:
         return None, (f"the text has {len(raw):,} characters, more than the {settings.SENTIMENT_MAX_TEXT_CHARS:,} "
@@ -239,7 +251,9 @@ def documents_ingest(*, organization: Organization, source: Source, items: list[
     """Normalise, dedupe (per organisation, by content hash), store and queue texts for scoring.
 
     Returns one result per item in order: created, duplicate (of an earlier document or item) or rejected with the
-    reason. Quota is reserved for the created texts; QuotaExceeded rolls the whole ingest back with the numbers."""
+    reason. A text whose earlier document failed to score is not a duplicate: that document joins this batch and is
+    scored again (created, with `requeued` set and the earlier document's id). Quota is reserved for every created
+    text; QuotaExceeded rolls the whole ingest back with the numbers."""
     for attempt in range(3):
         try:
             return _ingest(organization=organization, source=source, items=items, created_by=created_by,
@@ -273,22 +287,34 @@ def _ingest(*, organization: Organization, source: Source, items: list[IngestIte
             prepared[row["content_hash"]] = (index, row)
             results.append(ItemResult(index=index, status="created"))
     with scope(organization=organization):
+        # Failed documents are locked, so two imports of the same text cannot both queue it again.
+        failed = dict(Document.objects.select_for_update().filter(
+            organization=organization, content_hash__in=list(prepared), status=DocumentStatus.FAILED)
+            .values_list("content_hash", "pk"))
         existing = dict(Document.objects.filter(organization=organization, content_hash__in=list(prepared))
-                        .values_list("content_hash", "pk"))
+                        .exclude(pk__in=list(failed.values())).values_list("content_hash", "pk"))
         for content_hash, pk in existing.items():
             index, _ = prepared.pop(content_hash)
             results[index] = ItemResult(index=index, status="duplicate", document_id=pk,
                                         message="this text was already imported; the existing document is kept.")
-        if not prepared:
+        requeue: list[int] = []
+        for content_hash, pk in failed.items():
+            index, _ = prepared.pop(content_hash)
+            requeue.append(pk)
+            results[index] = ItemResult(index=index, status="created", document_id=pk, requeued=True,
+                                        message="this text was imported before but could not be scored; the earlier "
+                                        "document is scored again.")
+        if not prepared and not requeue:
             return IngestResult(batch=None, results=results)
         explain = source.explain if explain is None else explain
         batch = ScoringBatch.objects.create(organization=organization, source=source, created_by=created_by,
-                                            total=len(prepared), explain=explain, enqueue_count=1)
+                                            total=len(prepared) + len(requeue), explain=explain, enqueue_count=1)
         docs = Document.objects.bulk_create([
             Document(organization=organization, source=source, batch=batch, **row) for _, row in prepared.values()])
         for (index, _), doc in zip(prepared.values(), docs, strict=True):
             results[index].document_id = doc.pk
-        reservation = usage_reserve(organization=organization, meter="texts", quantity=len(docs),
+        Document.objects.filter(pk__in=requeue).update(batch=batch, status=DocumentStatus.QUEUED)
+        reservation = usage_reserve(organization=organization, meter="texts", quantity=len(docs) + len(requeue),
                                     job_ref=f"sentiment-batch-{batch.pk}")
         ScoringBatch.objects.filter(pk=batch.pk).update(reservation_id=reservation.pk)
         batch.reservation_id = reservation.pk
@@ -423,13 +449,14 @@ def entity_dictionary(*, organization: Organization) -> dict[str, list[str]]:
 @transaction.atomic
 def scores_write(*, organization: Organization, batch_id: int, scored: list[ScoredText], model: SentimentModel,
                  watchlist: dict[str, list[str]]) -> set[str]:
-    """Store scores, entity mentions and rollup increments for documents still QUEUED; returns entity keys touched.
-    Documents already scored (a redelivered batch) are skipped, so nothing is counted twice."""
+    """Store scores, entity mentions and rollup increments for the batch's documents still QUEUED; returns entity
+    keys touched. Documents already scored (a redelivered batch) or since moved to a newer batch (a failed text
+    imported again) are skipped, so nothing is counted twice."""
     strong = settings.SENTIMENT_STRONG_NEGATIVE
     with scope(organization=organization):
         by_id = {s.document_id: s for s in scored}
         docs = list(Document.objects.select_for_update().filter(
-            organization=organization, pk__in=list(by_id), status=DocumentStatus.QUEUED))
+            organization=organization, batch_id=batch_id, pk__in=list(by_id), status=DocumentStatus.QUEUED))
         if not docs:
             return set()
         now = timezone.now()
@@ -526,3 +553,10 @@ def digest_set(*, watchlist: Watchlist, user: User, enabled: bool) -> bool:
         else:
             DigestSubscription.objects.filter(watchlist=watchlist, user=user).delete()
     return enabled
+
+
+def digest_subscriptions_remove(*, organization: Organization, user: User) -> int:
+    """Drop every digest opt-in of `user` in `organization` (the member left or was removed); returns how many."""
+    with scope(organization=organization):
+        deleted, _ = DigestSubscription.objects.filter(organization=organization, user=user).delete()
+    return deleted

@@ -82,9 +82,14 @@ def feeds_poll_due() -> int:
     return len(due)
 
 
-@app.task(name="sentiment.alert_deliver", queue="default", acks_late=True, soft_time_limit=60, time_limit=90)
-def alert_deliver(*, alert_id: int) -> int:
-    return len(alerts.alert_deliver(alert_id=alert_id))
+@app.task(name="sentiment.alert_deliver", bind=True, queue="default", acks_late=True, soft_time_limit=60,
+          time_limit=90, max_retries=alerts.MAX_DELIVERY_ATTEMPTS - 1)
+def alert_deliver(self, *, alert_id: int) -> int:
+    """Deliver an alert; while a channel failed, retry with backoff (channels that succeeded are not sent again)."""
+    deliveries = alerts.alert_deliver(alert_id=alert_id)
+    if any(not d.ok for d in deliveries) and self.request.retries < self.max_retries:
+        raise self.retry(countdown=alerts.delivery_retry_countdown(retries=self.request.retries))
+    return len(deliveries)
 
 
 @app.task(name="sentiment.digests_send_due", queue="default", acks_late=True, soft_time_limit=300, time_limit=330)

@@ -89,6 +89,8 @@ class PasteView(OrganizationRequiredMixin, View):
 
 def _report(request, result) -> None:
     parts = [f"{result.created} text(s) queued for scoring"]
+    if result.requeued:
+        parts[0] += f" ({result.requeued} failed before and will be scored again)"
     if result.duplicates:
         parts.append(f"{result.duplicates} already imported (skipped)")
     if result.rejected:

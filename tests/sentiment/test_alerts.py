@@ -117,3 +117,102 @@ def test_daily_digest_goes_to_opted_in_users_once_a_day(org, watchlist, owner, a
     assert "$NWC plunges on fraud probe" in message.body and "not investment advice" in message.body
     services.digest_set(watchlist=watchlist, user=analyst, enabled=False)
     assert alerts.digests_send_due(now=NOW + timedelta(days=1)) == 0
+
+
+def test_alert_keeps_the_most_negative_documents(org, other_org, watchlist):
+    from tests.sentiment.conftest import make_watchlist
+
+    _rule(org, watchlist, min_volume=3)
+    for i in range(25):  # strength 0.5 -> 0.98: the later, the more negative
+        write_scored(org, [(f"$NWC falls {i}", "negative")], published_at=NOW - timedelta(hours=1),
+                     strength=0.5 + 0.02 * i)
+    make_watchlist(other_org)  # even more negative news in the other organisation stays out
+    write_scored(other_org, [(f"$NWC collapses {i}", "negative") for i in range(3)],
+                 published_at=NOW - timedelta(hours=1), strength=0.99)
+    alert = alerts.alerts_evaluate(organization=org, now=NOW)[0]
+    assert alert.volume == 25
+    kept = sorted(int(d.text.rsplit(" ", 1)[1]) for d in alert.documents.all())
+    assert kept == list(range(5, 25))  # the 20 most negative, not the 20 mildest
+
+
+def _member_of(org, user, role):
+    from tests.accounts.factories import MembershipFactory
+
+    return MembershipFactory(organization=org, user=user, role=role)
+
+
+def test_digest_goes_only_to_members_who_may_view_sentiment(org, other_org, watchlist, owner, analyst, make_member,
+                                                            settings):
+    from accounts.capabilities import Role
+    from accounts.models import Membership
+    from accounts.services import membership_remove
+    from sentiment.models import DigestSubscription
+    from tests.sentiment.conftest import make_watchlist
+
+    settings.SENTIMENT_DIGEST_HOUR_UTC = 7
+    leaver = make_member(org, Role.ANALYST)
+    their_watchlist = make_watchlist(other_org)
+    _member_of(other_org, leaver, Role.VIEWER)  # still a member of the other organisation
+    left_behind = make_member(org, Role.VIEWER)
+    billing = make_member(org, Role.BILLING)
+    for user in (analyst, leaver, left_behind, billing):
+        services.digest_set(watchlist=watchlist, user=user, enabled=True)
+    services.digest_set(watchlist=their_watchlist, user=leaver, enabled=True)
+    write_scored(org, [("$NWC plunges on fraud probe", "negative")], published_at=NOW - timedelta(hours=3))
+    # Removing a member drops their opt-ins in that organisation only.
+    membership_remove(organization=org, actor=owner, actor_role=Role.OWNER,
+                      membership_id=Membership.objects.get(organization=org, user=leaver).pk)
+    assert not DigestSubscription.objects.filter(organization=org, user=leaver).exists()
+    assert DigestSubscription.objects.filter(organization=other_org, user=leaver).exists()
+    # A membership gone without the service, and a role that cannot view sentiment: no digest, opt-in dropped.
+    Membership.objects.filter(organization=org, user=left_behind).delete()
+    assert alerts.digests_send_due(now=NOW) == 2
+    assert sorted((m.to[0], m.subject) for m in mail.outbox) == sorted([
+        (analyst.email, "[Lumen] Daily digest: Portfolio"), (leaver.email, "[Lumen] Daily digest: Portfolio")])
+    leaver_digest = [m for m in mail.outbox if m.to == [leaver.email]][0]
+    assert "plunges" not in leaver_digest.body  # the other organisation's digest, without this one's news
+    assert set(DigestSubscription.objects.filter(organization=org).values_list("user", flat=True)) == {analyst.pk}
+    assert alerts.digests_send_due(now=NOW + timedelta(days=1)) == 2
+
+
+def test_failed_webhook_is_retried_without_resending_the_email(org, other_org, watchlist):
+    with local_server() as server:
+        server.routes["/hook"] = Route(status=503)
+        _rule(org, watchlist, webhook_url=server.url("/hook"), email_recipients="desk@example.org")
+        write_scored(org, [(f"$NWC falls {i}", "negative") for i in range(3)], published_at=NOW - timedelta(hours=1))
+        alert = alerts.alerts_evaluate(organization=org, now=NOW)[0]
+        first = alerts.alert_deliver(alert_id=alert.pk)
+        assert [(d.channel, d.ok) for d in first] == [("email", True), ("webhook", False)]
+        server.routes["/hook"] = Route(status=204)
+        second = alerts.alert_deliver(alert_id=alert.pk)
+        assert [(d.channel, d.ok) for d in second] == [("webhook", True)]
+        assert alerts.alert_deliver(alert_id=alert.pk) == []  # every channel delivered: nothing more is sent
+        assert len(server.requests) == 2 and json.loads(server.requests[-1].body)["alert"]["id"] == alert.pk
+    assert len(mail.outbox) == 1
+    assert list(AlertDelivery.objects.filter(alert=alert).order_by("pk").values_list("channel", "ok")) == [
+        ("email", True), ("webhook", False), ("webhook", True)]
+    assert not AlertDelivery.objects.filter(organization=other_org).exists()
+
+
+def test_delivery_task_retries_a_failing_webhook_with_backoff_then_gives_up(org, watchlist):
+    from celery.exceptions import Retry
+
+    from sentiment import tasks
+
+    with local_server() as server:
+        server.routes["/hook"] = Route(status=500)
+        rule = _rule(org, watchlist, webhook_url=server.url("/hook"), email_recipients="desk@example.org")
+        write_scored(org, [(f"$NWC falls {i}", "negative") for i in range(3)], published_at=NOW - timedelta(hours=1))
+        alert = alerts.alerts_evaluate(organization=org, now=NOW)[0]
+        # Run as the worker would, once per (re)delivery: each failed run asks for a later retry.
+        for retries, countdown in enumerate([60, 120, 240, 480]):
+            with pytest.raises(Retry) as retry:
+                tasks.alert_deliver.apply(kwargs={"alert_id": alert.pk}, retries=retries)
+            assert retry.value.when == countdown
+        assert tasks.alert_deliver.apply(kwargs={"alert_id": alert.pk}, retries=4).get() == 1  # last try, no retry
+        assert len(server.requests) == alerts.MAX_DELIVERY_ATTEMPTS == 5
+        assert alerts.alert_deliver(alert_id=alert.pk) == []  # the limit holds for any later run too
+        assert len(server.requests) == 5
+    assert len(mail.outbox) == 1
+    assert AlertDelivery.objects.filter(rule=rule, channel="webhook", ok=False).count() == 5
+    assert AlertDelivery.objects.filter(rule=rule, channel="email").count() == 1

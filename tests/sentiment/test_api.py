@@ -70,6 +70,43 @@ def test_bare_list_body_and_all_duplicates_is_200(api, org):
     assert again.status_code == 200 and again.json()["batch"] is None
 
 
+def test_item_numbers_in_results_and_messages_are_the_requests_own(api, org, other_org):
+    body = [{"title": "no text field"}, {"text": "Contoso (NASDAQ: CTSO) cuts guidance", "published_at": "soon"},
+            {"text": "   "}, {"text": "Fabrikam recalls trucks"}, {"url": "not a url", "text": "x"},
+            {"text": "FABRIKAM recalls   trucks"}]
+    data = api.post(reverse("sentiment_api:document-list"), body, format="json").json()
+    assert [(r["index"], r["status"]) for r in data["results"]] == [
+        (0, "rejected"), (1, "rejected"), (2, "rejected"), (3, "created"), (4, "rejected"), (5, "duplicate")]
+    assert data["results"][5]["message"] == "same text as item 3 of this batch."
+    assert "text" in data["results"][0]["message"] and "url" in data["results"][4]["message"]
+    assert data["summary"] == {"created": 1, "duplicate": 1, "rejected": 4}
+    assert not Document.objects.filter(organization=other_org).exists()
+
+
+def test_failed_text_posted_again_is_created_for_scoring_again(api, org, other_org, api_key_for):
+    from sentiment.services import batch_fail
+
+    url = reverse("sentiment_api:document-list")
+    first = api.post(url, [{"text": "Contoso rises"}, {"text": "Fabrikam falls"}], format="json").json()
+    batch_fail(batch_id=first["batch"]["id"], message="No sentiment model is installed.")
+    response = api.post(url, [{"text": "contoso RISES"}, {"text": ""}, {"text": "Northwind wins"},
+                              {"text": "Contoso rises"}], format="json")
+    assert response.status_code == 201
+    data = response.json()
+    assert [r["status"] for r in data["results"]] == ["created", "rejected", "created", "duplicate"]
+    assert data["results"][0]["document_id"] == first["results"][0]["document_id"]
+    assert "scored again" in data["results"][0]["message"] and "item 0" in data["results"][3]["message"]
+    assert data["summary"] == {"created": 2, "duplicate": 1, "rejected": 1}
+    assert sum(data["summary"].values()) == len(data["results"]) and data["batch"]["total"] == 2
+    assert Document.objects.get(pk=data["results"][0]["document_id"]).batch_id == data["batch"]["id"]
+    # The other organisation's copy of the text is its own new document.
+    theirs = APIClient()
+    theirs.credentials(HTTP_AUTHORIZATION=f"Api-Key {api_key_for(other_org, scope='write')}")
+    result = theirs.post(url, [{"text": "Contoso rises"}], format="json").json()["results"][0]
+    assert result["status"] == "created" and result["document_id"] != first["results"][0]["document_id"]
+    assert "scored again" not in result["message"]
+
+
 def test_read_only_key_cannot_post_and_viewer_session_cannot_ingest(org, api_key_for, viewer):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {api_key_for(org, scope='read')}")

@@ -57,6 +57,23 @@ def test_utf8_bom_and_duplicates_on_reimport(org):
     assert second.rows_imported == 0 and second.rows_duplicate == 2 and second.batch is None
 
 
+def test_reimport_after_failed_scoring_imports_the_failed_rows_again(org, other_org):
+    from sentiment.services import batch_fail
+
+    data = b"text\nContoso profit rises\nFabrikam recalls trucks\n"
+    first = csv_import_run(csv_import=_upload(org, "a.csv", data), mapping={"text": "text"}, created_by=None)
+    batch_fail(batch_id=first.batch_id, message="No sentiment model is installed.")
+    theirs = csv_import_run(csv_import=_upload(other_org, "a.csv", data), mapping={"text": "text"}, created_by=None)
+    data += b"Northwind wins a contract\n\n,\n"
+    second = csv_import_run(csv_import=_upload(org, "a.csv", data + b"Contoso profit rises\n"),
+                            mapping={"text": "text"}, created_by=None)
+    assert second.rows_total == 4 and second.rows_imported == 3 and second.rows_duplicate == 1
+    assert second.rows_imported + second.rows_duplicate + len(second.row_errors) == second.rows_total
+    assert second.batch is not None and second.batch.total == 3
+    assert set(Document.objects.filter(organization=org).values_list("batch", flat=True)) == {second.batch_id}
+    assert Document.objects.filter(organization=other_org, batch=theirs.batch).count() == 2
+
+
 @pytest.mark.parametrize("name,data,message", [
     ("empty.csv", b"  \n", "empty"),
     ("sheet.csv", b"PK\x03\x04\x00\x00binary", "not a text file"),

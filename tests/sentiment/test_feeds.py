@@ -97,3 +97,22 @@ def test_feed_urls_are_checked(org):
     _feed(org, "http://127.0.0.1:9/a.rss")
     with pytest.raises(ServiceError, match="already added"):
         _feed(org, "http://127.0.0.1:9/a.rss")
+
+
+def test_failed_feed_items_are_scored_again_on_the_next_poll_but_not_counted_twice(
+        request, org, other_org, django_capture_on_commit_callbacks):
+    with local_server() as server:
+        server.routes["/news.rss"] = Route(body=rss(ITEMS), headers={"Content-Type": "application/rss+xml"})
+        feed = _feed(org, server.url("/news.rss"))
+        theirs = _feed(other_org, server.url("/news.rss"))
+        with django_capture_on_commit_callbacks(execute=True):  # no model yet: the batch fails
+            assert feeds.feed_poll(source_id=feed.pk)["added"] == 2
+            feeds.feed_poll(source_id=theirs.pk)
+        assert set(Document.objects.filter(organization=org).values_list("status", flat=True)) == {"failed"}
+        request.getfixturevalue("sentiment_model")
+        with django_capture_on_commit_callbacks(execute=True):
+            assert feeds.feed_poll(source_id=feed.pk)["added"] == 0
+    feed.refresh_from_db()
+    assert feed.items_total == 2
+    assert set(Document.objects.filter(organization=org).values_list("status", flat=True)) == {"scored"}
+    assert set(Document.objects.filter(organization=other_org).values_list("status", flat=True)) == {"failed"}

@@ -170,3 +170,49 @@ def test_second_watchlist_entities_and_cashtags_outside_watchlists(org, sentimen
     _ingest(org, ["Nowhere Bank raises its dividend while $ZZZ falls"], django_capture_on_commit_callbacks)
     keys = set(EntityMention.objects.filter(organization=org).values_list("key", flat=True))
     assert keys == {"BNK", "ZZZ"}
+
+
+def test_failed_text_imported_again_is_scored_again(request, org, other_org, django_capture_on_commit_callbacks):
+    failed = _ingest(org, ["Contoso profit rises", "Fabrikam cuts jobs"], django_capture_on_commit_callbacks)
+    theirs = _ingest(other_org, ["Contoso profit rises"], django_capture_on_commit_callbacks)
+    assert Document.objects.get(pk=failed.results[0].document_id).status == DocumentStatus.FAILED
+    request.getfixturevalue("sentiment_model")  # the operator installs a model; the user imports the text again
+    again = _ingest(org, ["Northwind wins a contract", "CONTOSO profit  rises", "contoso profit rises"],
+                    django_capture_on_commit_callbacks)
+    assert [r.status for r in again.results] == ["created", "created", "duplicate"]
+    assert again.created == 2 and again.requeued == 1 and again.results[1].requeued
+    assert again.results[1].document_id == failed.results[0].document_id
+    assert "scored again" in again.results[1].message and "item 1" in again.results[2].message
+    batch = ScoringBatch.objects.get(pk=again.batch.pk)
+    assert batch.status == BatchStatus.SUCCEEDED and batch.total == batch.done == 2
+    rescored = Document.objects.get(pk=failed.results[0].document_id)
+    assert rescored.status == DocumentStatus.SCORED and rescored.batch_id == batch.pk and rescored.score.label
+    assert Document.objects.get(pk=failed.results[1].document_id).status == DocumentStatus.FAILED  # not re-sent
+    assert Document.objects.filter(organization=org).count() == 3
+    # Quota: the failed batch released its reservation, the new one charged both texts once.
+    committed = UsageEntry.objects.get(organization=org, state=UsageState.COMMITTED, meter="texts")
+    assert committed.quantity == 2
+    # Scored now, so a further import is a plain duplicate; the other organisation's failed copy is untouched.
+    assert [r.status for r in _ingest(org, ["Contoso profit rises"], django_capture_on_commit_callbacks).results] == [
+        "duplicate"]
+    assert Document.objects.get(pk=theirs.results[0].document_id).status == DocumentStatus.FAILED
+    assert not Score.objects.filter(organization=other_org).exists()
+
+
+def test_requeued_document_is_written_back_by_its_new_batch_only(org, sentiment_model):
+    source = services.source_builtin(organization=org, kind=SourceKind.PASTE)
+    items = [services.IngestItem(text="Contoso profit rises")]
+    old = services.documents_ingest(organization=org, source=source, items=items)
+    services.batch_fail(batch_id=old.batch.pk, message="Scoring failed unexpectedly.")
+    new = services.documents_ingest(organization=org, source=source, items=items)
+    doc_id = new.results[0].document_id
+    assert doc_id == old.results[0].document_id and new.batch.pk != old.batch.pk
+    scored = [services.ScoredText(document_id=doc_id, label="positive",
+                                  probabilities={"negative": 0.1, "neutral": 0.2, "positive": 0.7})]
+    # A worker still busy with the old, failed batch must not score (and count) the document for it.
+    assert services.scores_write(organization=org, batch_id=old.batch.pk, scored=scored, model=sentiment_model,
+                                 watchlist={}) == set()
+    assert not Score.objects.filter(document_id=doc_id).exists()
+    services.scores_write(organization=org, batch_id=new.batch.pk, scored=scored, model=sentiment_model, watchlist={})
+    assert Score.objects.get(document_id=doc_id).label == "positive"
+    assert ScoringBatch.objects.get(pk=new.batch.pk).done == 1 and ScoringBatch.objects.get(pk=old.batch.pk).done == 0

@@ -42,6 +42,20 @@ def test_paste_scores_and_shows_progress_then_highlights(analyst_client, org, se
     assert b"hx-trigger" not in status.content and b"Scored" in status.content
 
 
+def test_paste_of_failed_texts_says_they_are_scored_again(analyst_client, org, other_org):
+    from sentiment.services import batch_fail
+
+    analyst_client.post(reverse("sentiment:paste"), {"text": "Contoso warns on profit", "mode": "lines"})
+    batch_fail(batch_id=Document.objects.get(organization=org).batch_id, message="No sentiment model is installed.")
+    write_scored(other_org, [("Northwind beats estimates", "positive")])
+    response = analyst_client.post(reverse("sentiment:paste"), {
+        "text": "Contoso warns on profit\nNorthwind beats estimates\nContoso warns on profit", "mode": "lines"},
+        follow=True)
+    html = response.content.decode()
+    assert "2 text(s) queued for scoring (1 failed before and will be scored again); 1 already imported" in html
+    assert Document.objects.filter(organization=org).count() == 2
+
+
 def test_csv_upload_mapping_and_row_errors(analyst_client, org, sentiment_model, django_capture_on_commit_callbacks):
     data = b"headline,published\nContoso profit rises,2024-01-05\n,2024-01-06\nFabrikam recalls,someday\n"
     response = analyst_client.post(reverse("sentiment:csv-upload"), {"file": SimpleUploadedFile("n.csv", data)})
