@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from subscriptions.billing import OVERAGE_MAX_ATTEMPTS
 from subscriptions.models import Invoice, OverageReport, Plan, StripeEvent, Subscription, UsageEntry
 
 
@@ -49,9 +50,37 @@ class StripeEventAdmin(ReadOnlyAdmin):
     search_fields = ("stripe_id",)
 
 
+class OverageReportStateFilter(admin.SimpleListFilter):
+    """Abandoned reports (too old for Stripe, or out of attempts) are never sent again: operators bill them."""
+
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("queued", "Queued"), ("sent", "Sent"), ("abandoned", "Abandoned: bill manually")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "queued":
+            return queryset.filter(sent_at=None, attempts__lt=OVERAGE_MAX_ATTEMPTS)
+        if self.value() == "sent":
+            return queryset.exclude(sent_at=None)
+        if self.value() == "abandoned":
+            return queryset.filter(sent_at=None, attempts__gte=OVERAGE_MAX_ATTEMPTS)
+        return queryset
+
+
 @admin.register(OverageReport)
 class OverageReportAdmin(ReadOnlyAdmin):
-    list_display = ("occurred_at", "organization", "event_name", "value", "identifier", "sent_at", "attempts")
+    list_display = ("occurred_at", "organization", "event_name", "value", "identifier", "state", "sent_at",
+                    "attempts", "last_error")
+    list_filter = (OverageReportStateFilter,)
+    search_fields = ("identifier", "stripe_customer_id")
+
+    @admin.display(description="state")
+    def state(self, obj: OverageReport) -> str:
+        if obj.sent_at is not None:
+            return "sent"
+        return "abandoned: bill manually" if obj.attempts >= OVERAGE_MAX_ATTEMPTS else "queued"
 
 
 @admin.register(Invoice)

@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 BASE_KINDS = tuple(Interval.values)
 OVERAGE_KINDS = ("overage_images", "overage_texts")
 METER_EVENT_MAX_AGE = timedelta(days=35)  # Stripe refuses meter events older than this
+# A report is retried until it has this many attempts; then it leaves the queue and needs manual billing.
+OVERAGE_MAX_ATTEMPTS = 20
 
 
 def _gateway():
@@ -311,24 +313,41 @@ def invoice_sync(*, stripe_invoice_id: str) -> tuple[Organization | None, Invoic
 
 # --- overage ---------------------------------------------------------------------------------------------------
 
+def _overage_abandon(report: OverageReport, reason: str) -> None:
+    """Take a report out of the send queue for good and tell operators, who must bill it by hand."""
+    report.attempts = max(report.attempts, OVERAGE_MAX_ATTEMPTS)
+    report.last_error = f"{reason[:470]}; bill it manually."
+    report.save(update_fields=["attempts", "last_error"])
+    logger.error("Overage report %s abandoned: %s (%s units of %s for Stripe customer %s, organisation %s, "
+                 "occurred %s). Bill it manually; the admin lists it under Overage reports, 'Abandoned'.",
+                 report.identifier, reason, report.value, report.event_name, report.stripe_customer_id,
+                 report.organization_id, report.occurred_at.isoformat())
+
+
 def overage_report_send(*, report_id: int) -> bool:
-    """Send one Billing Meter event. The identifier comes from the ledger row, so resending is harmless."""
+    """Send one Billing Meter event. The identifier comes from the ledger row, so resending is harmless.
+
+    A report Stripe can no longer accept (older than its 35-day window) or that failed OVERAGE_MAX_ATTEMPTS times
+    is abandoned: it leaves the queue (so it cannot starve newer reports) and an error is logged."""
     gw = _gateway()
     with scopes_disabled(), transaction.atomic():
-        report = OverageReport.objects.select_for_update().filter(pk=report_id, sent_at=None).first()
+        report = OverageReport.objects.select_for_update().filter(
+            pk=report_id, sent_at=None, attempts__lt=OVERAGE_MAX_ATTEMPTS).first()
         if report is None:
             return False
         if timezone.now() - report.occurred_at > METER_EVENT_MAX_AGE:
-            report.last_error = "Older than Stripe accepts for meter events; bill it manually."
-            report.save(update_fields=["last_error"])
+            _overage_abandon(report, "Older than the 35 days Stripe accepts for meter events")
             return False
         try:
             gw.meter_event_create(event_name=report.event_name, customer_id=report.stripe_customer_id,
                                   value=report.value, identifier=report.identifier, timestamp=report.occurred_at)
         except gw.GatewayError as exc:
             report.attempts += 1
-            report.last_error = exc.message[:500]
-            report.save(update_fields=["attempts", "last_error"])
+            if report.attempts >= OVERAGE_MAX_ATTEMPTS:
+                _overage_abandon(report, f"Sending failed {report.attempts} times, last: {exc.message}")
+            else:
+                report.last_error = exc.message[:500]
+                report.save(update_fields=["attempts", "last_error"])
             return False
         report.sent_at = timezone.now()
         report.attempts += 1

@@ -1,11 +1,14 @@
 """Quotas, seats and plans: every write to the usage ledger and the subscription row that does not talk to Stripe.
 
-Other apps call only `usage_reserve`, `usage_commit`, `usage_release`, `entitlements` and `seats_check_available`.
+Other apps call only `usage_reserve`, `usage_commit`, `usage_release`, `entitlements`, `seats_check_available` and
+`jobs_check_concurrency`.
 Every quota decision locks the organisation's Subscription row first, so concurrent reservations for one
 organisation are serialised (PostgreSQL: SELECT ... FOR UPDATE; SQLite: the IMMEDIATE transaction's write lock).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from django.db import transaction
 from django.urls import reverse
@@ -183,14 +186,26 @@ def usage_release(*, reservation: UsageEntry | int) -> None:
                                   quantity=row.quantity, period=row.period, reservation=row, job_ref=row.job_ref)
 
 
-def jobs_check_concurrency(*, organization: Organization, running: int) -> None:
-    """Raise ConcurrencyLimitReached when `running` jobs already use the plan's concurrent-job allowance."""
-    ent = entitlements(organization)
-    if running >= ent.max_concurrent_jobs:
+def jobs_check_concurrency(*, organization: Organization, running: int | Callable[[], int],
+                           noun: tuple[str, str] = ("job", "jobs")) -> None:
+    """Raise ConcurrencyLimitReached when `running` jobs (queued or running) already use the plan's concurrent-job
+    allowance. `noun` is (singular, plural) in the user's words, e.g. ("analysis", "analyses").
+
+    Inside a transaction it takes the organisation's quota lock first; pass `running` as a callable that counts the
+    organisation's active jobs, so it is counted under the lock and two requests cannot both take the last slot."""
+    if transaction.get_connection().in_atomic_block:
+        ent = entitlements_for_subscription(subscription_lock(organization=organization))
+    else:
+        ent = entitlements(organization)
+    running = running() if callable(running) else running
+    allowed = ent.max_concurrent_jobs
+    if running >= allowed:
         raise ConcurrencyLimitReached(
-            f"The {ent.plan_name} plan runs {ent.max_concurrent_jobs} job(s) at a time and {running} are running. "
-            "Wait for one to finish, or upgrade under Billing.",
-            details={"running": running, "max_concurrent_jobs": ent.max_concurrent_jobs})
+            f"Your {ent.plan_name} plan allows {allowed} {noun[0] if allowed == 1 else noun[1]} at a time and "
+            f"{running} {'is' if running == 1 else 'are'} already queued or running. Wait for one to finish, "
+            "or upgrade under Billing.",
+            details={"running": running, "max_concurrent_jobs": allowed, "plan": ent.plan_code,
+                     "upgrade_url": reverse("subscriptions:pricing")})
 
 
 def seats_check_available(*, organization: Organization, adding: int = 1,

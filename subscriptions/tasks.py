@@ -13,6 +13,7 @@ from config.celery import app
 logger = logging.getLogger(__name__)
 
 MAX_EVENT_ATTEMPTS = 10
+OVERAGE_BATCH_SIZE = 500  # reports sent per run, oldest first
 
 
 @app.task(name="subscriptions.stripe_event_handle", queue="default", acks_late=True, reject_on_worker_lost=True,
@@ -56,6 +57,7 @@ def usage_report_overage() -> int:
     from subscriptions.models import OverageReport
 
     with scopes_disabled():
-        ids = list(OverageReport.objects.filter(sent_at=None, attempts__lt=20).order_by("occurred_at")
-                   .values_list("pk", flat=True)[:500])
+        # Abandoned reports (too old, out of attempts) are excluded, so they can never fill the batch.
+        ids = list(OverageReport.objects.filter(sent_at=None, attempts__lt=billing.OVERAGE_MAX_ATTEMPTS)
+                   .order_by("occurred_at").values_list("pk", flat=True)[:OVERAGE_BATCH_SIZE])
     return sum(1 for pk in ids if billing.overage_report_send(report_id=pk))

@@ -6,6 +6,8 @@ replays and any arrival order end in Stripe's current state.
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
@@ -19,6 +21,8 @@ from subscriptions.billing import audit_stripe, invoice_sync, organization_for_s
 from subscriptions.models import StripeEvent, Subscription
 from subscriptions.services import subscription_ensure
 
+logger = logging.getLogger(__name__)
+
 HANDLED_EVENTS = frozenset({
     "checkout.session.completed", "customer.subscription.created", "customer.subscription.updated",
     "customer.subscription.deleted", "customer.subscription.trial_will_end", "invoice.paid",
@@ -28,16 +32,27 @@ HANDLED_EVENTS = frozenset({
 
 def stripe_event_store(*, event) -> tuple[StripeEvent, bool]:
     """Store a verified event by its unique id and queue its handling once. A replay returns (row, False)."""
-    from subscriptions.tasks import stripe_event_handle
-
     try:
         with transaction.atomic():
             row = StripeEvent.objects.create(stripe_id=event.id, type=event.type, livemode=event.livemode,
                                              payload=event.payload)
-            transaction.on_commit(lambda: stripe_event_handle.delay(event_id=row.pk))
+            transaction.on_commit(lambda: _enqueue_handling(row.pk))
     except IntegrityError:
         return StripeEvent.objects.get(stripe_id=event.id), False
     return row, True
+
+
+def _enqueue_handling(event_id: int) -> None:
+    """Queue the handling of a stored event. With the broker down the event is already stored, so Stripe must still
+    get its 2xx (a 500 makes it resend, and the resend is a duplicate we would not queue): log, and leave the event
+    to the `stripe_events_process_pending` sweep."""
+    from subscriptions.tasks import stripe_event_handle
+
+    try:
+        stripe_event_handle.delay(event_id=event_id)
+    except Exception:
+        logger.warning("Could not queue Stripe event %s; the pending-events sweep will handle it", event_id,
+                       exc_info=True)
 
 
 def _notify_billing_contacts(organization: Organization, subject: str, body: str) -> None:

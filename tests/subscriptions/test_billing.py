@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.urls import reverse
 
 from accounts.capabilities import Role
 from accounts.models import AuditEvent, Membership
@@ -168,6 +169,61 @@ def test_too_old_overage_is_flagged_not_sent(fake_stripe, subscribed, org):
     OverageReport.objects.update(occurred_at=OverageReport.objects.get().occurred_at - timedelta(days=40))
     assert usage_report_overage() == 0
     assert "manually" in OverageReport.objects.get().last_error and not fake_stripe.meter_event_posts
+
+
+def test_abandoned_overage_leaves_the_queue_so_newer_reports_are_still_sent(fake_stripe, subscribed, org,
+                                                                             monkeypatch, caplog):
+    """Too-old reports used to stay queued for ever; once a batch was full of them nothing newer was sent."""
+    monkeypatch.setattr("subscriptions.tasks.OVERAGE_BATCH_SIZE", 1)  # one stuck report fills the batch
+    shrink_plan("pro", texts_per_month=0)
+    usage_commit(reservation=usage_reserve(organization=org, meter="texts", quantity=2))
+    usage_commit(reservation=usage_reserve(organization=org, meter="texts", quantity=3))
+    old, new = OverageReport.objects.order_by("pk")
+    OverageReport.objects.filter(pk=old.pk).update(occurred_at=old.occurred_at - timedelta(days=40))
+
+    assert usage_report_overage() == 0  # the oldest first: abandoned, with an error for operators
+    old.refresh_from_db()
+    assert old.sent_at is None and old.attempts >= billing.OVERAGE_MAX_ATTEMPTS and "manually" in old.last_error
+    errors = [r for r in caplog.records if r.levelname == "ERROR" and old.identifier in r.getMessage()]
+    assert len(errors) == 1 and "Bill it manually" in errors[0].getMessage()
+
+    assert usage_report_overage() == 1  # the next run reaches the newer report
+    new.refresh_from_db()
+    assert new.sent_at is not None
+    assert [p["identifier"] for p in fake_stripe.meter_event_posts] == [new.identifier]
+    assert usage_report_overage() == 0
+    assert len([r for r in caplog.records if r.levelname == "ERROR"]) == 1  # abandoned once, not every run
+
+
+def test_overage_out_of_attempts_is_abandoned_and_logged(fake_stripe, subscribed, org, caplog):
+    shrink_plan("pro", texts_per_month=0)
+    usage_commit(reservation=usage_reserve(organization=org, meter="texts", quantity=1))
+    report = OverageReport.objects.get()
+    OverageReport.objects.filter(pk=report.pk).update(attempts=billing.OVERAGE_MAX_ATTEMPTS - 1)
+    fake_stripe.fail_next = [500]
+    assert usage_report_overage() == 0
+    report.refresh_from_db()
+    assert report.attempts == billing.OVERAGE_MAX_ATTEMPTS and report.sent_at is None
+    assert report.last_error.startswith(f"Sending failed {billing.OVERAGE_MAX_ATTEMPTS} times")
+    assert report.last_error.endswith("bill it manually.")
+    assert any(r.levelname == "ERROR" and report.identifier in r.getMessage() for r in caplog.records)
+    assert usage_report_overage() == 0 and not fake_stripe.meter_event_posts[1:]  # never tried again
+
+
+def test_admin_lists_abandoned_overage_for_manual_billing(fake_stripe, subscribed, org, admin_client):
+    shrink_plan("pro", texts_per_month=0)
+    usage_commit(reservation=usage_reserve(organization=org, meter="texts", quantity=1))
+    usage_commit(reservation=usage_reserve(organization=org, meter="texts", quantity=1))
+    old, queued = OverageReport.objects.order_by("pk")
+    OverageReport.objects.filter(pk=old.pk).update(occurred_at=old.occurred_at - timedelta(days=40))
+    fake_stripe.fail_next = [500]
+    usage_report_overage()
+    url = reverse("admin:subscriptions_overagereport_changelist")
+    abandoned = admin_client.get(url, {"state": "abandoned"}).content.decode()
+    assert old.identifier in abandoned and queued.identifier not in abandoned
+    assert "abandoned: bill manually" in abandoned and "Older than the 35 days" in abandoned
+    waiting = admin_client.get(url, {"state": "queued"}).content.decode()
+    assert queued.identifier in waiting and old.identifier not in waiting
 
 
 def test_no_overage_report_without_a_stripe_subscription(org):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.exceptions import Conflict
@@ -26,6 +27,22 @@ def _meter(org, name):
     return next(m for m in usage_summary(organization=org) if m.meter == name)
 
 
+@pytest.fixture
+def clock(monkeypatch):
+    """A settable `timezone.now`: every read of "now" in a test sees the same instant, so a test running across
+    midnight on the 1st cannot see two quota months. Starts mid-month; `clock.set(...)` moves it."""
+
+    class Clock:
+        now = datetime(2031, 5, 15, 12, 0, tzinfo=UTC)
+
+        def set(self, moment: datetime) -> None:
+            self.now = moment
+
+    clock = Clock()
+    monkeypatch.setattr(timezone, "now", lambda: clock.now)
+    return clock
+
+
 def test_new_organisation_is_on_free_without_a_row_and_gets_one_on_first_reservation(org):
     assert not Subscription.objects.filter(organization=org).exists()
     ent = entitlements(org)
@@ -35,7 +52,7 @@ def test_new_organisation_is_on_free_without_a_row_and_gets_one_on_first_reserva
     assert (sub.plan.code, sub.status) == ("free", SubscriptionStatus.FREE)
 
 
-def test_reserve_up_to_the_limit_then_refuse_with_a_useful_message(org, other_org):
+def test_reserve_up_to_the_limit_then_refuse_with_a_useful_message(clock, org, other_org):
     put_on_plan(org, "starter")
     shrink_plan("starter", images_per_month=5)
     usage_reserve(organization=other_org, meter="images", quantity=50)  # another tenant's usage never counts
@@ -62,7 +79,7 @@ def test_partial_refusal_says_how_much_is_left(org):
         usage_reserve(organization=org, meter="texts", quantity=5)
 
 
-def test_release_gives_units_back_and_commit_charges_them(org):
+def test_release_gives_units_back_and_commit_charges_them(clock, org):
     shrink_plan("free", images_per_month=4)
     failed = usage_reserve(organization=org, meter="images", quantity=4)
     with pytest.raises(QuotaExceeded):
@@ -96,7 +113,7 @@ def test_commit_after_release_is_refused(org):
         usage_commit(reservation=res)
 
 
-def test_partial_commit_releases_the_rest(org):
+def test_partial_commit_releases_the_rest(clock, org):
     res = usage_reserve(organization=org, meter="images", quantity=5)
     usage_commit(reservation=res, quantity=3)  # 3 of 5 images analysed, 2 failed
     m = _meter(org, "images")
@@ -133,15 +150,56 @@ def test_unpaid_blocks_and_cancelled_falls_back_to_free_limits(org):
     usage_reserve(organization=org, meter="texts", quantity=1)
 
 
-def test_concurrency_limit_helper(org):
+def test_concurrency_limit_helper(org, other_org):
     jobs_check_concurrency(organization=org, running=0)
-    with pytest.raises(ConcurrencyLimitReached, match="Free plan runs 1 job"):
-        jobs_check_concurrency(organization=org, running=1)
+    with pytest.raises(ConcurrencyLimitReached) as exc:
+        jobs_check_concurrency(organization=org, running=1, noun=("analysis", "analyses"))
+    assert exc.value.status == 429 and exc.value.code == "concurrency_limit_reached"
+    assert exc.value.message == ("Your Free plan allows 1 analysis at a time and 1 is already queued or running. "
+                                 "Wait for one to finish, or upgrade under Billing.")
+    assert exc.value.details == {"running": 1, "max_concurrent_jobs": 1, "plan": "free",
+                                 "upgrade_url": "/billing/pricing/"}
+    put_on_plan(other_org, "starter")  # another organisation's plan is not ours
+    with pytest.raises(ConcurrencyLimitReached, match="Free plan allows 1 job at a time and 2 are already"):
+        jobs_check_concurrency(organization=org, running=2)
+    jobs_check_concurrency(organization=other_org, running=1)
+    with pytest.raises(ConcurrencyLimitReached, match="Starter plan allows 2 jobs at a time"):
+        jobs_check_concurrency(organization=other_org, running=2)
 
 
-def test_usage_counts_per_calendar_month(org):
-    start = period_start()
-    assert start.day == 1
-    assert period_end(start) > start and period_end(start).day == 1
-    res = usage_reserve(organization=org, meter="images", quantity=1)
-    assert res.period == start
+def test_concurrency_is_counted_under_the_organisations_quota_lock(org):
+    """Inside a transaction the count runs after the subscription row is locked, so two requests cannot both see
+    a free slot. (The lock itself is exercised on PostgreSQL by tests/integration/test_quota_concurrency.py.)"""
+    seen = []
+
+    def count() -> int:
+        seen.append(Subscription.objects.filter(organization=org).exists())  # the lock creates the row on Free
+        return 0
+
+    with transaction.atomic():
+        jobs_check_concurrency(organization=org, running=count)
+    assert seen == [True]
+
+
+def test_usage_counts_per_calendar_month(clock, org):
+    """Quota months are calendar months in UTC: last month's usage neither counts nor blocks this month, and a
+    reservation settled after midnight on the 1st is charged to the month it was reserved in."""
+    shrink_plan("free", images_per_month=4)
+    clock.set(datetime(2031, 4, 30, 23, 59, tzinfo=UTC))
+    april = usage_reserve(organization=org, meter="images", quantity=3)
+    assert april.period.isoformat() == "2031-04-01"
+    usage_commit(reservation=usage_reserve(organization=org, meter="images", quantity=1))
+    with pytest.raises(QuotaExceeded, match="wait until 1 May"):
+        usage_reserve(organization=org, meter="images", quantity=1)
+
+    clock.set(datetime(2031, 5, 1, 0, 1, tzinfo=UTC))  # two minutes later: a new quota month
+    usage_commit(reservation=april)  # the April job finished after midnight: still April's usage
+    may = _meter(org, "images")
+    assert (may.period_start.isoformat(), may.period_end.isoformat()) == ("2031-05-01", "2031-06-01")
+    assert (may.used, may.pending, may.remaining) == (0, 0, 4)
+    res = usage_reserve(organization=org, meter="images", quantity=4)  # the whole allowance is available again
+    assert res.period.isoformat() == "2031-05-01"
+    april_usage = usage_summary(organization=org, moment=datetime(2031, 4, 15, tzinfo=UTC))
+    assert next(m for m in april_usage if m.meter == "images").used == 4
+    assert set(UsageEntry.objects.filter(organization=org, state=UsageState.COMMITTED)
+               .values_list("period", flat=True)) == {april.period}

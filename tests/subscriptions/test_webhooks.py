@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import timedelta
 
@@ -18,7 +19,7 @@ from subscriptions.models import Invoice, StripeEvent, Subscription
 from subscriptions.selectors import entitlements
 from subscriptions.services import usage_reserve
 from subscriptions.tasks import stripe_events_process_pending
-from tests.subscriptions.fake_stripe import sign
+from tests.subscriptions.fake_stripe import WEBHOOK_SECRET, sign
 
 pytestmark = pytest.mark.django_db
 
@@ -43,11 +44,45 @@ def test_bad_missing_or_foreign_signatures_are_rejected_with_400(post_event, fak
     assert not StripeEvent.objects.exists()
 
 
-def test_webhook_refuses_when_no_secret_is_configured(client, settings):
+def test_webhook_refuses_when_no_secret_is_configured(client, settings, fake_stripe):
+    """A correctly signed event is refused once the secret is cleared: only the no-secret check can refuse it."""
+    payload = json.dumps(fake_stripe.event("customer.created", {"id": "cus_1", "object": "customer"}))
+    signature = sign(payload, WEBHOOK_SECRET)
+    url = reverse("subscriptions:stripe-webhook")
     settings.STRIPE_WEBHOOK_SECRET = ""
-    resp = client.post(reverse("subscriptions:stripe-webhook"), data="{}", content_type="application/json",
-                       HTTP_STRIPE_SIGNATURE="t=1,v1=x")
+    resp = client.post(url, data=payload, content_type="application/json", HTTP_STRIPE_SIGNATURE=signature)
     assert resp.status_code == 400
+    assert resp.json() == {"error": "Webhooks are not configured (STRIPE_WEBHOOK_SECRET is empty)."}
+    assert not StripeEvent.objects.exists()
+    settings.STRIPE_WEBHOOK_SECRET = WEBHOOK_SECRET  # the same request is valid with the secret set
+    resp = client.post(url, data=payload, content_type="application/json", HTTP_STRIPE_SIGNATURE=signature)
+    assert resp.status_code == 200 and resp.json() == {"received": True, "duplicate": False}
+
+
+def test_broker_down_still_answers_2xx_and_leaves_the_event_for_the_sweep(post_event, fake_stripe, subscribed, org,
+                                                                           monkeypatch, caplog):
+    """The event is stored before it is queued; a broker outage must not turn that into a 500 (Stripe would resend,
+    and the resend is a duplicate we do not queue). The beat sweep handles it instead."""
+    from subscriptions.tasks import stripe_event_handle
+
+    def broker_down(**kwargs):
+        raise ConnectionRefusedError("[Errno 111] Connection refused")
+
+    fake_stripe.set_status(subscribed["id"], "past_due")
+    with monkeypatch.context() as patch:
+        patch.setattr(stripe_event_handle, "delay", broker_down)
+        resp = post_event(fake_stripe.event("customer.subscription.updated", subscribed))
+    assert resp.status_code == 200 and resp.json() == {"received": True, "duplicate": False}
+    assert "Could not queue Stripe event" in caplog.text and "sweep" in caplog.text
+    row = StripeEvent.objects.get()
+    assert (row.processed_at, row.attempts, row.last_error) == (None, 0, "")
+    assert Subscription.objects.get(organization=org).status == "active"  # not handled yet
+
+    StripeEvent.objects.filter(pk=row.pk).update(received_at=timezone.now() - timedelta(minutes=5))
+    assert stripe_events_process_pending() == 1  # broker back: the sweep queues it and it is handled
+    row.refresh_from_db()
+    assert row.processed_at is not None
+    assert Subscription.objects.get(organization=org).status == "past_due"
 
 
 def test_checkout_completed_activates_the_plan_with_trial(post_event, fake_stripe, org, owner):
