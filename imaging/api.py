@@ -90,6 +90,18 @@ class StudyListCreateView(ListAPIView):
     def get_queryset(self):
         return selectors.study_list(organization=self.request.organization)
 
+    def initialize_request(self, request, *args, **kwargs):
+        if request.method == "POST":
+            # Before anything parses the body (session authentication's CSRF check reads request.POST): raw DICOM
+            # must not reach a temporary file before de-identification, so files stay in memory, bounded in size.
+            request.upload_handlers = uploads.in_memory_upload_handlers(request)
+        return super().initialize_request(request, *args, **kwargs)
+
+    def initial(self, request, *args, **kwargs):
+        if request.method == "POST":  # refuse an oversized body before any of it is read
+            uploads.upload_request_check(content_length=request.META.get("CONTENT_LENGTH"))
+        super().initial(request, *args, **kwargs)
+
     @extend_schema(request={"multipart/form-data": UploadInput}, responses={201: OpenApiTypes.OBJECT})
     def post(self, request):
         data = UploadInput(data={"files": request.FILES.getlist("files"),

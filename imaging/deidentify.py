@@ -1,11 +1,13 @@
 """De-identify uploaded DICOM files before anything is written (DICOM PS3.15 Annex E basic profile, via dicognito).
 
-Pure Python (no Django, no torch). Names, IDs, addresses and institutions are replaced by dicognito; free text,
-identifying sequences, private tags, overlays and curves are removed; dates are shifted and UIDs remapped with a seed
+Pure Python (no Django, no torch). Names, IDs, addresses and institutions are replaced by dicognito; descriptions,
+comments and other free text (the basic profile without the Clean Descriptors option), identifying sequences,
+private tags, overlays and curves are removed; dates are shifted and UIDs remapped with a seed
 derived from the organisation's salt, so the same input gives the same output within one organisation (a series
 uploaded in two batches stays one series) and different output in another. Pixel data and the attributes the model
 and the viewer need (geometry, bits, photometric, rescale, window, spacing, modality, instance number, position) are
-kept untouched. Burned-in text in the pixels is not removed: `identity_removed` is False when the file says it has any.
+kept untouched. Burned-in text in the pixels is not removed: `identity_removed` is False when the file says it has
+any, and the upload service refuses such files.
 """
 
 from __future__ import annotations
@@ -22,29 +24,77 @@ from imaging.decoding import DicomInfo, ImageDecodeError, dicom_info_from_datase
 logger = logging.getLogger(__name__)
 
 DEIDENTIFICATION_METHOD = "DICOGNITO PS3.15 basic; no private tags; per-org UIDs+dates"  # LO: at most 64 chars
-# PS3.15 Table E.1-1 attributes with action X (remove) that dicognito does not replace: free text, identifying
-# sequences and patient details. Patient sex, age, size and weight stay (Retain Patient Characteristics option).
-_REMOVE_KEYWORDS: frozenset[str] = frozenset(
+# PS3.15 Table E.1-1 attributes that the basic profile removes (X, or X/Z, X/D where the attribute is optional) and
+# dicognito does not replace: identifying sequences, patient details, locations, signatures and original values.
+# Patient sex, age, size and weight stay (Retain Patient Characteristics option).
+_IDENTIFYING_KEYWORDS: frozenset[str] = frozenset(
     {
-        "AcquisitionComments", "AdditionalPatientHistory", "AdmissionID", "AdmittingDiagnosesCodeSequence",
-        "AdmittingDiagnosesDescription", "Allergies", "AuthorObserverSequence", "BranchOfService", "ContentSequence",
-        "ContributionDescription", "CountryOfResidence", "CurrentPatientLocation", "CustodialOrganizationSequence",
-        "DeviceSerialNumber", "EthnicGroup", "FrameComments", "IconImageSequence", "IdentifyingComments",
-        "ImageComments", "ImagePresentationComments", "InstitutionAddress", "InstitutionalDepartmentName",
-        "InsurancePlanIdentification", "IssuerOfPatientID", "MedicalAlerts", "MedicalRecordLocator", "MilitaryRank",
-        "NamesOfIntendedRecipientsOfResults", "Occupation", "OtherPatientIDs", "OtherPatientIDsSequence",
-        "OtherPatientNames", "PatientAddress", "PatientBirthName", "PatientBirthTime", "PatientComments",
-        "PatientInsurancePlanCodeSequence", "PatientMotherBirthName", "PatientReligiousPreference", "PatientState",
-        "PatientTelecomInformation", "PatientTelephoneNumbers", "PerformedProcedureStepDescription",
+        "AcquisitionContextSequence", "ActualHumanPerformersSequence", "AdmissionID", "AdmittingDate",
+        "AdmittingDiagnosesCodeSequence", "AdmittingTime", "Allergies", "AuthorObserverSequence", "BranchOfService",
+        "CassetteID", "ContentCreatorIdentificationCodeSequence", "ContentSequence", "CountryOfResidence",
+        "CurrentPatientLocation", "CustodialOrganizationSequence", "DataSetTrailingPadding", "DetectorID",
+        "DeviceSerialNumber", "DigitalSignatureUID", "DigitalSignaturesSequence", "DistributionAddress",
+        "DistributionName", "EthnicGroup", "GantryID", "GeneratorID", "HumanPerformerOrganization",
+        "IconImageSequence", "InstitutionAddress", "InstitutionCodeSequence", "InstitutionalDepartmentName",
+        "InsurancePlanIdentification", "IntendedRecipientsOfResultsIdentificationSequence",
+        "InterpretationApproverSequence", "InterpretationAuthor", "InterpretationIDIssuer", "InterpretationRecorder",
+        "InterpretationTranscriber", "IssuerOfAdmissionID", "IssuerOfAdmissionIDSequence", "IssuerOfPatientID",
+        "IssuerOfServiceEpisodeID", "IssuerOfServiceEpisodeIDSequence", "LastMenstrualDate", "MAC",
+        "MedicalAlerts", "MedicalRecordLocator", "MilitaryRank", "ModifiedAttributesSequence", "ModifyingDeviceID",
+        "ModifyingDeviceManufacturer", "NamesOfIntendedRecipientsOfResults", "Occupation",
+        "OrderCallbackPhoneNumber", "OrderEnteredBy", "OrderEntererLocation", "OriginalAttributesSequence",
+        "OtherPatientIDs", "OtherPatientIDsSequence", "OtherPatientNames", "ParticipantSequence", "PatientAddress",
+        "PatientBirthName", "PatientBirthTime", "PatientInstitutionResidence", "PatientInsurancePlanCodeSequence",
+        "PatientMotherBirthName", "PatientPrimaryLanguageCodeSequence", "PatientPrimaryLanguageModifierCodeSequence",
+        "PatientReligiousPreference", "PatientTelecomInformation", "PatientTelephoneNumbers",
+        "PatientTransportArrangements", "PerformedLocation", "PerformedStationAETitle",
+        "PerformedStationGeographicLocationCodeSequence", "PerformedStationName", "PerformedStationNameCodeSequence",
         "PerformingPhysicianIdentificationSequence", "PersonAddress", "PersonTelephoneNumbers",
-        "PhysiciansOfRecordIdentificationSequence", "ReasonForStudy", "ReasonForTheRequestedProcedure",
+        "PhysicianApprovingInterpretation", "PhysiciansOfRecordIdentificationSequence",
+        "PhysiciansReadingStudyIdentificationSequence", "PlateID", "ReferencedDigitalSignatureSequence",
+        "ReferencedPatientAliasSequence", "ReferencedPatientPhotoSequence", "ReferencedPatientSequence",
+        "ReferencedPerformedProcedureStepSequence", "ReferencedSOPInstanceMACSequence",
         "ReferringPhysicianAddress", "ReferringPhysicianIdentificationSequence", "ReferringPhysicianTelephoneNumbers",
-        "RegionOfResidence", "RequestAttributesSequence", "RequestedProcedureComments",
+        "RegionOfResidence", "RequestAttributesSequence", "RequestedProcedureLocation",
         "RequestingPhysicianIdentificationSequence", "ResponsibleOrganization", "ResponsiblePerson",
-        "ResultsComments", "ServiceEpisodeDescription", "SpecialNeeds", "StudyComments", "TextComments", "TextString",
-        "TopicAuthor", "TopicKeywords", "TopicSubject", "TopicTitle", "VisitComments",
+        "ResultsDistributionListSequence", "ResultsIDIssuer", "ScheduledHumanPerformersSequence",
+        "ScheduledPatientInstitutionResidence", "ScheduledPerformingPhysicianIdentificationSequence",
+        "ScheduledProcedureStepLocation", "ScheduledStationAETitle", "ScheduledStationGeographicLocationCodeSequence",
+        "ScheduledStationName", "ScheduledStationNameCodeSequence", "ScheduledStudyLocation",
+        "ScheduledStudyLocationAETitle", "ServiceEpisodeID", "StudyIDIssuer", "TimezoneOffsetFromUTC",
+        "VerifyingOrganization",
     }
 )
+# Descriptions, comments, protocol names and other free text: the basic profile removes them (X, X/Z, X/D) unless
+# the Clean Descriptors option is used, which we do not claim; technologists type names, dates of birth and
+# histories into them. `_is_free_text` also catches the description/comment attributes not listed here.
+_DESCRIPTOR_KEYWORDS: frozenset[str] = frozenset(
+    {
+        "AcquisitionComments", "AcquisitionContextDescription", "AcquisitionDeviceProcessingDescription",
+        "AcquisitionProtocolDescription", "AcquisitionProtocolName", "AdditionalPatientHistory",
+        "AdmittingDiagnosesDescription", "AnnotationGroupDescription", "ApplicatorDescription", "BeamDescription",
+        "BolusDescription", "ClinicalTrialSeriesDescription", "ClinicalTrialTimePointDescription",
+        "CommentsOnThePerformedProcedureStep", "CommentsOnTheScheduledProcedureStep", "CompensatorDescription",
+        "ConfidentialityConstraintOnPatientDataDescription", "ContentDescription", "ContributionDescription",
+        "DerivationDescription", "DeviceDescription", "DischargeDiagnosisDescription", "DoseReferenceDescription",
+        "FixationDeviceDescription", "FractionGroupDescription", "FrameComments", "IdentifyingComments",
+        "ImageComments", "ImagePresentationComments", "ImagingServiceRequestComments", "Impressions",
+        "InterpretationDiagnosisDescription", "InterpretationText", "InterventionDescription", "LabelText",
+        "LongDeviceDescription", "ModifiedImageDescription", "PatientComments", "PatientState",
+        "PerformedProcedureStepDescription", "PreMedication", "PrescriptionDescription", "ProtocolName",
+        "ReasonForStudy", "ReasonForTheImagingServiceRequest", "ReasonForTheRequestedProcedure", "ReasonForVisit",
+        "RequestedContrastAgent", "RequestedProcedureComments", "RequestedProcedureDescription",
+        "RequestedSeriesDescription", "RespiratoryMotionCompensationTechniqueDescription", "ResultsComments",
+        "RTPlanDescription", "RTPlanName", "ScheduledProcedureStepDescription", "SeriesDescription",
+        "ServiceEpisodeDescription", "SetupTechniqueDescription", "ShieldingDeviceDescription", "SpecialNeeds",
+        "SpecimenDetailedDescription", "SpecimenShortDescription", "StructureSetDescription", "StructureSetName",
+        "StudyComments", "StudyDescription", "TextComments", "TextString", "TextValue", "TopicAuthor",
+        "TopicKeywords", "TopicSubject", "TopicTitle", "TreatmentSite", "UnformattedTextValue", "VisitComments",
+    }
+)
+_REMOVE_KEYWORDS: frozenset[str] = _IDENTIFYING_KEYWORDS | _DESCRIPTOR_KEYWORDS
+_FREE_TEXT_VRS = frozenset({"SH", "LO", "ST", "LT", "UT", "UC"})
+_FREE_TEXT_SUFFIXES = ("Description", "Comments", "Comment")
 _BLANK_KEYWORDS = ("PatientBirthDate",)  # Z (zero length) in PS3.15: the attribute stays, the value goes
 _REMOVE_GROUPS = (0x5000, 0x6000)  # curves and overlays can carry burned-in names; drop the repeating groups
 _METHOD_CODES = (
@@ -80,7 +130,7 @@ def deidentify_dicom(*, data: bytes, organization_salt: str, filename: str = "up
     try:
         ds = pydicom.dcmread(io.BytesIO(data), force=True)
     except Exception as exc:  # hostile bytes make pydicom raise many types; the user needs one message
-        logger.info("pydicom could not read %s", name, exc_info=True)
+        logger.info("pydicom could not read an uploaded DICOM file", exc_info=True)  # no file name: it may be PHI
         raise ImageDecodeError(
             f"{name}: DICOM file is truncated or corrupt and cannot be read; export it again and re-upload.",
             code="corrupt",
@@ -105,7 +155,7 @@ def deidentify_dicom(*, data: bytes, organization_salt: str, filename: str = "up
     except ImageDecodeError:
         raise
     except Exception as exc:  # any failure here must stop the upload: nothing half de-identified may be stored
-        logger.info("Could not de-identify %s", name, exc_info=True)
+        logger.info("Could not de-identify an uploaded DICOM file", exc_info=True)
         raise ImageDecodeError(
             f"{name}: DICOM file could not be de-identified (malformed header); export it again and re-upload.",
             code="deidentification_failed",
@@ -122,7 +172,8 @@ def _strip(ds: Any) -> list[str]:
         for elem in list(dataset):
             tag = elem.tag
             keyword = elem.keyword
-            if tag.is_private or not keyword or keyword in _REMOVE_KEYWORDS or (tag.group & 0xFF00) in _REMOVE_GROUPS:
+            if (tag.is_private or not keyword or keyword in _REMOVE_KEYWORDS or _is_free_text(keyword, elem.VR)
+                    or (tag.group & 0xFF00) in _REMOVE_GROUPS):
                 removed.add(keyword or str(tag))
                 del dataset[tag]
             elif keyword in _BLANK_KEYWORDS and elem.value:
@@ -138,6 +189,11 @@ def _strip(ds: Any) -> list[str]:
             removed.add(keyword)
             del ds.file_meta[keyword]
     return sorted(removed)
+
+
+def _is_free_text(keyword: str, vr: str) -> bool:
+    """A description or comment attribute: free text, whichever IOD (and whichever edition of the table) it is from."""
+    return vr in _FREE_TEXT_VRS and keyword.endswith(_FREE_TEXT_SUFFIXES)
 
 
 def _anonymizer(salt: str) -> Any:

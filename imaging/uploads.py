@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from django.conf import settings
+from django.core.files.uploadhandler import MemoryFileUploadHandler
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -149,6 +150,60 @@ def oversize_result(*, name: str, size: int | None) -> FileResult | None:
                               "limit; upload a smaller export or split the series.")
 
 
+class UploadTooLarge(ServiceError):
+    code = "too_large"
+    status = 413
+
+
+def upload_request_limit() -> int:
+    """The most file bytes one upload request may carry: the largest accepted file or archive. The whole request is
+    held in memory (see `InMemoryUploadHandler`), so this also bounds the memory one upload takes."""
+    return max(settings.IMAGING_MAX_FILE_BYTES, settings.IMAGING_MAX_ARCHIVE_BYTES)
+
+
+_MULTIPART_OVERHEAD = 1024 * 1024  # part headers, boundaries and small form fields around the file bytes
+
+
+def upload_request_check(*, content_length: int | str | None) -> None:
+    """Refuse an upload request by its declared length, before any of the body is read."""
+    try:
+        length = int(content_length or 0)
+    except (TypeError, ValueError):
+        length = 0
+    if length > upload_request_limit() + _MULTIPART_OVERHEAD:
+        raise _too_large(size=length)
+
+
+def _too_large(*, size: int | None) -> UploadTooLarge:
+    limit = upload_request_limit()
+    what = f"is {size / 1e6:.0f} MB, above" if size else "is above"
+    return UploadTooLarge(f"The upload {what} the {limit / 1e6:.0f} MB limit per request; upload a smaller export, "
+                          "split the series into several uploads, or send fewer files at once.",
+                          details={"limit_bytes": limit})
+
+
+class InMemoryUploadHandler(MemoryFileUploadHandler):
+    """Keeps every uploaded file in memory, whatever its size, so no raw (not yet de-identified) DICOM reaches disk:
+    Django's default chain writes files over FILE_UPLOAD_MAX_MEMORY_SIZE to a temporary file. The bytes are counted
+    as they arrive (Content-Length may be missing or wrong) and refused past `upload_request_limit`."""
+
+    def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
+        self.activated = True
+        self.received = 0
+        upload_request_check(content_length=content_length)
+
+    def receive_data_chunk(self, raw_data, start):
+        self.received += len(raw_data)
+        if self.received > upload_request_limit():
+            raise _too_large(size=None)
+        return super().receive_data_chunk(raw_data, start)
+
+
+def in_memory_upload_handlers(request) -> list[InMemoryUploadHandler]:
+    """Set as `request.upload_handlers` before anything reads request.POST/FILES (or DRF's request.data)."""
+    return [InMemoryUploadHandler(request)]
+
+
 def upload_file_add(*, session: UploadSession, name: str, data: bytes) -> list[FileResult]:
     """Check and store one uploaded file (a zip gives one result per member). Never raises for a bad file."""
     return _add_items(session=session, items=_expand(name=name, data=data))
@@ -231,6 +286,11 @@ def _prepare(*, organization_id: int, name: str, data: bytes, salt: str) -> _Pre
     if kind == "dicom":
         # De-identify first: nothing of the original file is written anywhere, not even temporarily.
         deid = deidentify_dicom(data=data, organization_salt=salt, filename=name)
+        if not deid.identity_removed:  # de-identification cannot reach text in the pixels: refuse, store nothing
+            raise ImageDecodeError(
+                f"{display_name(name)}: DICOM file has patient details burned into the pixels "
+                "(BurnedInAnnotation=YES); remove them or export without annotations before uploading.",
+                code="burned_in_annotation")
         frames = decode_frames(data=deid.data, filename=name, limits=limits)
         original, ext = deid.data, "dcm"
     else:
@@ -274,11 +334,13 @@ def _store_rows(*, session: UploadSession, prepared: _Prepared, label: str) -> F
                           message=f"{display_name(prepared.name)}: already uploaded to this study; kept the earlier "
                                   "copy.")
     images = []
+    position = series.images.count() + 1  # names an image that has no InstanceNumber
     for frame, paths in zip(prepared.frames, prepared.paths, strict=True):
         d = frame.dicom
         images.append(Image(
             organization=org, study=study, series=series, upload_session=session,
-            original_name=display_name(prepared.name)[:255], kind=frame.kind, file=paths["file"],
+            original_name=_image_name(prepared=prepared, frame=frame, series=series, position=position)[:255],
+            kind=frame.kind, file=paths["file"],
             preview=paths["preview"], values=paths["values"], sha256=prepared.sha256, size_bytes=prepared.size,
             width=frame.width, height=frame.height, channels=frame.channels, bits_stored=frame.bits_stored,
             photometric=frame.photometric[:16], window_center=frame.window[0] if frame.window else None,
@@ -300,6 +362,20 @@ def _store_rows(*, session: UploadSession, prepared: _Prepared, label: str) -> F
     return FileResult(name=label, status="accepted", study_id=study.pk, image_ids=[i.pk for i in images])
 
 
+def _image_name(*, prepared: _Prepared, frame: _Frame, series: Series, position: int) -> str:
+    """What the image is called in the app. A PNG/JPEG keeps its file name (the user maps results to files, and the
+    pixels carry no DICOM identity); a DICOM file gets a neutral label, since its name often is the patient's."""
+    info = frame.dicom
+    if info is None:
+        return display_name(prepared.name)
+    number = info.instance_number if info.instance_number is not None else position
+    parts = [f"Series {series.series_number}" if series.series_number is not None else series.description,
+             f"image {number}"]
+    if len(prepared.frames) > 1:
+        parts.append(f"frame {frame.frame_index + 1}")
+    return ", ".join(parts)
+
+
 def _study_and_series(*, session: UploadSession, info) -> tuple[Study, Series]:
     org = session.organization
     if info is None:
@@ -310,19 +386,20 @@ def _study_and_series(*, session: UploadSession, info) -> tuple[Study, Series]:
                 title=f"Images uploaded {timezone.localtime(session.created_at):%d %b %Y %H:%M}")
         series = study.series.first() or Series.objects.create(organization=org, study=study, description="Images")
         return study, series
+    # Neutral titles: descriptions are free text (often the patient's name or history) and never reach the rows.
+    modality = info.modality[:16] or "DICOM"
     study = Study.objects.filter(organization=org, study_instance_uid=info.study_instance_uid).first()
     if study is None:
-        title = info.study_description or f"{info.modality or 'DICOM'} study"
+        title = f"{modality} study uploaded {timezone.localtime(session.created_at):%d %b %Y}"
         study = Study.objects.create(
             organization=org, upload_session=session, uploaded_by=session.created_by, title=title[:200],
-            study_instance_uid=info.study_instance_uid[:64], modality=info.modality[:16],
-            description=info.study_description[:200])
+            study_instance_uid=info.study_instance_uid[:64], modality=info.modality[:16])
     series = study.series.filter(series_instance_uid=info.series_instance_uid).first()
     if series is None:
+        number = f" {info.series_number}" if info.series_number is not None else ""
         series = Series.objects.create(
             organization=org, study=study, series_instance_uid=info.series_instance_uid[:64],
-            modality=info.modality[:16], description=(info.series_description or info.body_part_examined)[:200],
-            series_number=info.series_number)
+            modality=info.modality[:16], description=f"{modality} series{number}", series_number=info.series_number)
     return study, series
 
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
+from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.decorators import method_decorator
 from django.views import View
+from django.views.decorators.csrf import csrf_exempt
 
 from accounts.capabilities import Capability
 from accounts.exceptions import ServiceError
@@ -74,14 +77,42 @@ class UploadSessionCreateView(OrganizationRequiredMixin, View):
         return JsonResponse({"id": session.pk}, status=201)
 
 
+def _csrf_rejection(request):
+    """The CSRF middleware's own check, run by a view that is exempt from the middleware (see UploadFileView)."""
+    return CsrfViewMiddleware(lambda _request: None).process_view(request, None, (), {})
+
+
+def _too_large_response(exc: uploads.UploadTooLarge) -> JsonResponse:
+    return JsonResponse({"message": exc.message, "code": exc.code, "files": []}, status=exc.status)
+
+
+# Exempt from the middleware only because it reads request.POST (to look for the token) before the view could set the
+# upload handlers: that would write the raw upload to a temporary file. dispatch runs the same check right after.
+@method_decorator(csrf_exempt, name="dispatch")
 class UploadFileView(OrganizationRequiredMixin, View):
     """One file per request (Uppy XHRUpload): per-file progress, error and retry in the browser."""
 
     required_capability = Capability.IMAGING_ANALYZE
 
+    def dispatch(self, request, *args, **kwargs):
+        if request.method == "POST":
+            # Raw DICOM must not touch disk before de-identification: files stay in memory, bounded in size.
+            request.upload_handlers = uploads.in_memory_upload_handlers(request)
+            try:
+                uploads.upload_request_check(content_length=request.META.get("CONTENT_LENGTH"))
+                rejection = _csrf_rejection(request)
+            except uploads.UploadTooLarge as exc:
+                return _too_large_response(exc)
+            if rejection is not None:
+                return rejection
+        return super().dispatch(request, *args, **kwargs)
+
     def post(self, request):
-        session = selectors.upload_session_get(organization=request.organization, pk=request.POST.get("session"))
-        parts = request.FILES.getlist("file")
+        try:
+            session_id, parts = request.POST.get("session"), request.FILES.getlist("file")
+        except uploads.UploadTooLarge as exc:  # the body was longer than its Content-Length said
+            return _too_large_response(exc)
+        session = selectors.upload_session_get(organization=request.organization, pk=session_id)
         if len(parts) != 1:
             return JsonResponse({"message": "Send exactly one file per request in the field 'file'.",
                                  "files": []}, status=400)

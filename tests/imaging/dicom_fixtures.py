@@ -38,6 +38,27 @@ STUDY_DATE = "20240311"
 PRIVATE_CREATOR = "ACME IMAGING 1.0"
 PRIVATE_VALUE = "private note on MRN-0042"
 REPORT_TEXT = "Jane Doe has no acute findings"
+# Descriptions and comments as technologists fill them in: free text that names the patient. The basic profile removes
+# them all; ReconstructionDescription is in no list of ours, only the rule for any *Description attribute catches it.
+STUDY_DESCRIPTION = "CHEST CT Jane Doe follow-up"
+SERIES_DESCRIPTION = "AXIAL 5MM Jane Doe"
+DESCRIPTORS: dict[str, str] = {
+    "StudyDescription": STUDY_DESCRIPTION,
+    "SeriesDescription": SERIES_DESCRIPTION,
+    "ProtocolName": "Protocol DOE JANE 1961-04-15",
+    "RequestedProcedureDescription": "CT thorax requested for Mrs Doe",
+    "PerformedProcedureStepDescription": "Performed on Jane Doe by Dr House",
+    "DerivationDescription": "Derived from MRN-0042 prior exam",
+    "AcquisitionComments": "Patient Jane Doe anxious, sedated",
+    "AdditionalPatientHistory": "Jane Doe smoker since 1980",
+    "StudyComments": "Call Jane Doe at 555-0199",
+    "ReconstructionDescription": "Recon for patient Jane Doe",
+}
+# File names as PACS exports write them: the patient's name first.
+DICOM_FILE_NAME = "DOE_JANE_CT_001.dcm"
+ZIP_FILE_NAME = "DOE_JANE_19610415_series.zip"
+ZIP_MEMBER_DIR = "DOE^JANE MRN-0042"
+FILE_NAME_TOKEN = "DOE_JANE"
 
 UID_ROOT = "1.2.826.0.1.3680043.10.1234."  # original UIDs the de-identified output must not contain
 STUDY_UID = UID_ROOT + "1.1"
@@ -47,7 +68,7 @@ FRAME_OF_REFERENCE_UID = UID_ROOT + "1.3"
 IDENTIFYING_VALUES: tuple[str, ...] = (
     PATIENT_NAME, PATIENT_ID, PATIENT_BIRTH_DATE, PATIENT_ADDRESS, INSTITUTION_NAME, REFERRING_PHYSICIAN,
     OPERATOR_NAME, IMAGE_COMMENTS, "Jane Doe", ACCESSION_NUMBER, STUDY_DATE, PRIVATE_CREATOR, PRIVATE_VALUE,
-    REPORT_TEXT, UID_ROOT,
+    REPORT_TEXT, UID_ROOT, *DESCRIPTORS.values(), FILE_NAME_TOKEN, ZIP_MEMBER_DIR,
 )
 
 CT_WINDOW = (40.0, 400.0)  # first of the two windows in the CT fixture
@@ -75,7 +96,8 @@ def _base_dataset(*, sop_class_uid: str, sop_uid: str, modality: str, study_uid:
     ds.StudyDate = ds.SeriesDate = ds.ContentDate = STUDY_DATE
     ds.StudyTime = "101500"
     ds.StudyID = "4711"
-    ds.StudyDescription, ds.SeriesDescription = "CHEST CT", "AXIAL 5MM"
+    for keyword, value in DESCRIPTORS.items():
+        setattr(ds, keyword, value)
     ds.BodyPartExamined = "CHEST"
     ds.SeriesNumber = 3
     ds.ImageComments = IMAGE_COMMENTS
@@ -128,6 +150,14 @@ def ct_dataset(
     ds.SliceLocation = z
     ds.PixelSpacing = [0.7, 0.8]
     ds.SliceThickness = 5.0
+    return ds
+
+
+def large_ct_dataset(*, side: int = 1700) -> Dataset:
+    """A CT slice of its own series over 5 MB (Django's FILE_UPLOAD_MAX_MEMORY_SIZE): side**2 16-bit pixels."""
+    ds = ct_dataset(rows=side, columns=side, series_uid=UID_ROOT + "10")
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = UID_ROOT + "10.1"
+    ds.SeriesNumber = 10
     return ds
 
 

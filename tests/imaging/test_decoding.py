@@ -273,7 +273,8 @@ def test_dicom_info():
     assert info.sop_instance_uid == fx.UID_ROOT + "2.7" and info.instance_number == 7
     assert info.slice_location == 35.0 and info.slice_position == 35.0
     assert info.image_position == (-100.0, -100.0, 35.0) and info.pixel_spacing == (0.7, 0.8)
-    assert (info.modality, info.series_description, info.study_description) == ("CT", "AXIAL 5MM", "CHEST CT")
+    assert (info.modality, info.series_description, info.study_description) == (
+        "CT", fx.SERIES_DESCRIPTION, fx.STUDY_DESCRIPTION)
     assert (info.body_part_examined, info.rows, info.columns) == ("CHEST", 32, 32)
     assert info.transfer_syntax_name == "Explicit VR Little Endian"
 

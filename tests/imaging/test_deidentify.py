@@ -123,7 +123,7 @@ def test_pixel_data_and_model_tags_unchanged(transfer_syntax):
         "Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation", "PhotometricInterpretation",
         "RescaleSlope", "RescaleIntercept", "WindowCenter", "WindowWidth", "PixelSpacing", "Modality",
         "InstanceNumber", "ImagePositionPatient", "ImageOrientationPatient", "SliceLocation", "SliceThickness",
-        "SOPClassUID", "PatientSex", "PatientAge", "SeriesDescription", "BodyPartExamined",
+        "SOPClassUID", "PatientSex", "PatientAge", "BodyPartExamined",
     ):
         assert after[keyword].value == before[keyword].value, keyword
     decoded_before = decode_image(data=fx.dicom_bytes(before), filename="a.dcm", limits=DecodeLimits())
@@ -154,3 +154,30 @@ def test_unreadable_input_is_a_clear_error():
     assert str(info.value).startswith("scan.dcm: ")
     with pytest.raises(ValueError, match="organization_salt"):
         deidentify_dicom(data=fx.dicom_bytes(fx.ct_dataset()), organization_salt="")
+
+
+def test_descriptions_comments_and_protocol_names_are_removed_everywhere():
+    source = fx.ct_dataset()
+    nested = source.ReferencedImageSequence[0]
+    nested.DerivationDescription = "Nested note on Jane Doe"  # descriptions inside kept sequences go too
+    result = deid(source)
+    ds = read(result.data)
+    present = {elem.keyword for elem in ds.iterall()}
+    for keyword in (*fx.DESCRIPTORS, "ImageComments"):
+        assert keyword not in present, keyword
+        assert keyword in result.removed, keyword
+    assert "ReferencedImageSequence" in ds  # the sequence itself stays (UIDs remapped)
+    assert_no_identifying_bytes(result.data)
+    assert b"nested note" not in result.data.lower()
+    # what the model and the viewer read is not free text and stays
+    assert ds.BodyPartExamined == "CHEST" and ds.Modality == "CT" and ds.WindowCenter == source.WindowCenter
+
+
+def test_every_listed_keyword_is_a_dicom_keyword():
+    from pydicom.datadict import keyword_dict
+
+    from imaging.deidentify import _BLANK_KEYWORDS, _REMOVE_KEYWORDS
+
+    unknown = sorted(k for k in (*_REMOVE_KEYWORDS, *_BLANK_KEYWORDS) if k not in keyword_dict)
+    assert not unknown  # a misspelt keyword would silently remove nothing
+
