@@ -72,12 +72,12 @@ def test_resnet_heatmaps_are_batched_and_match_single_runs() -> None:
     torch.manual_seed(0)
     model = build_classifier(arch="resnet18", num_classes=2).eval().requires_grad_(False)
     inputs = torch.randn(3, 3, 64, 64)
-    batched = gradcam(model=model, layer="layer3", inputs=inputs)
-    single = gradcam(model=model, layer="layer3", inputs=inputs[1:2])
+    batched = gradcam(model=model, layer="layer4", inputs=inputs)
+    single = gradcam(model=model, layer="layer4", inputs=inputs[1:2])
     assert batched.heatmaps.shape == (3, 64, 64)
     torch.testing.assert_close(batched.heatmaps[1], single.heatmaps[0], atol=1e-4, rtol=1e-4)
     # no side effects: hooks removed, no parameter gradients accumulated
-    assert not model.layer3._forward_hooks
+    assert not model.layer4._forward_hooks
     assert all(p.grad is None for p in model.parameters())
 
 

@@ -121,3 +121,15 @@ def test_build_classifier_shapes(arch: str) -> None:
     with torch.inference_mode():
         assert model(torch.rand(1, 3, 64, 64)).shape == (1, 4)
     model.get_submodule(gradcam_layer_for(task="image", arch=arch))
+
+
+def test_resnet_gradcam_layer_is_the_last_stage_at_stride_16() -> None:
+    """The explained layer is the last conv stage (faithful to the pooled head) and fine enough for small lesions."""
+    model = build_classifier(arch="resnet18", num_classes=2).eval()
+    layer = gradcam_layer_for(task="image", arch="resnet18")
+    shapes = []
+    handle = model.get_submodule(layer).register_forward_hook(lambda _m, _a, out: shapes.append(tuple(out.shape)))
+    with torch.inference_mode():
+        model(torch.rand(1, 3, 128, 128))
+    handle.remove()
+    assert layer == "layer4" and shapes == [(1, 512, 8, 8)]

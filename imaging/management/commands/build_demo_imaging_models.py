@@ -13,6 +13,24 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 
+def _current_gradcam_layer(manifest: dict) -> str | None:
+    from imaging.ml.architectures import UnknownArchError, gradcam_layer_for
+
+    try:
+        return gradcam_layer_for(task=manifest.get("task", ""), arch=manifest.get("arch", ""))
+    except UnknownArchError:
+        return None
+
+
+def _is_current(model_dir: Path) -> bool:
+    """Weights present and built by this code's recipe (same explained layer for its architecture)."""
+    try:
+        manifest = json.loads((model_dir / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (model_dir / "weights.pt").is_file() and manifest.get("gradcam_layer") == _current_gradcam_layer(manifest)
+
+
 def _saved_demo_dirs(root: Path) -> dict[str, Path]:
     """Newest saved demo model directory per task under `root/<name>/v<N>/`."""
     found: dict[str, tuple[int, Path]] = {}
@@ -22,8 +40,8 @@ def _saved_demo_dirs(root: Path) -> dict[str, Path]:
             number = int(manifest_path.parent.name[1:])
         except (OSError, ValueError):
             continue
-        if not manifest.get("demo") or not (manifest_path.parent / "weights.pt").is_file():
-            continue
+        if not manifest.get("demo") or not _is_current(manifest_path.parent):
+            continue  # incomplete, or built by an older recipe (another explained layer): build anew
         task = manifest.get("task")
         if task not in found or number > found[task][0]:
             found[task] = (number, manifest_path.parent)
@@ -42,8 +60,7 @@ class Command(BaseCommand):
 
         root = Path(settings.IMAGING_MODELS_DIR)
         registered = {m.task: m for m in ImagingModel.objects.filter(is_demo=True, is_active=True)}
-        ready = all(task in registered and (model_path(registered[task]) / "weights.pt").is_file()
-                    for task in ("image", "series"))
+        ready = all(task in registered and _is_current(model_path(registered[task])) for task in ("image", "series"))
         if ready and not options["force"]:
             self.stdout.write("Demo imaging models are installed: " + ", ".join(
                 f"{m.name} {m.version}" for m in registered.values()))
