@@ -59,7 +59,7 @@ def _wait_done(job, timeout: float = 600.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job.refresh_from_db(fields=["status", "error_message"])
-        if job.status not in ("queued", "running"):
+        if job.status not in ("waiting", "queued", "running"):
             if job.status != "succeeded":
                 raise RuntimeError(f"job {job.pk} {job.status}: {job.error_message}")
             return

@@ -174,6 +174,7 @@ class Image(TenantModel):
 
 
 class JobStatus(models.TextChoices):
+    WAITING = "waiting", "Waiting for a free slot"
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
     SUCCEEDED = "succeeded", "Succeeded"
@@ -181,11 +182,17 @@ class JobStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
-ACTIVE_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+# Not finished yet: the result page keeps polling and the job can be cancelled.
+ACTIVE_JOB_STATUSES = (JobStatus.WAITING, JobStatus.QUEUED, JobStatus.RUNNING)
+# Holding one of the plan's `max_concurrent_jobs` slots: on the broker or on a worker. WAITING jobs hold none.
+SLOT_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
 class AnalysisJob(TenantModel):
-    """One attempt at analysing a set of images of a study. Retry creates a new row (`retry_of`)."""
+    """One attempt at analysing a set of images of a study. Retry creates a new row (`retry_of`).
+
+    WAITING: created while the organisation's plan had no free slot; nothing is on the broker until
+    `analysis_jobs_start_waiting` moves it to QUEUED (oldest first) when a slot frees up."""
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="jobs")
     images = models.ManyToManyField(Image, related_name="jobs")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.http import Http404
 
 from accounts.models import Organization
@@ -59,6 +59,13 @@ def job_get(*, organization: Organization, pk) -> AnalysisJob:
 
 def job_list(*, organization: Organization, study: Study) -> QuerySet[AnalysisJob]:
     return AnalysisJob.objects.filter(organization=organization, study=study).select_related("model")
+
+
+def job_waiting_position(*, organization: Organization, job: AnalysisJob) -> int:
+    """1 for the organisation's next analysis to start, 2 behind it, ...: waiting jobs start oldest first."""
+    ahead = AnalysisJob.objects.filter(organization=organization, status=JobStatus.WAITING).filter(
+        Q(created_at__lt=job.created_at) | Q(created_at=job.created_at, pk__lt=job.pk))
+    return ahead.count() + 1
 
 
 def job_predictions(*, organization: Organization, job: AnalysisJob) -> QuerySet[Prediction]:

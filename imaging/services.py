@@ -1,8 +1,11 @@
 """Imaging writes: the model registry, the analysis job state machine, explanations on request and feedback.
 
-Job states: QUEUED -> RUNNING -> SUCCEEDED | FAILED; QUEUED/RUNNING -> CANCELLED. Every transition locks the job row.
-Quota is reserved when the job is created, committed once when it succeeds and released when it fails or is
-cancelled. The worker task only proceeds from QUEUED, so a redelivered message is harmless.
+Job states: WAITING -> QUEUED -> RUNNING -> SUCCEEDED | FAILED; WAITING/QUEUED/RUNNING -> CANCELLED. Every
+transition locks the job row. QUEUED and RUNNING jobs hold one of the plan's `max_concurrent_jobs` slots; a job
+created while none is free WAITS (nothing on the broker) until `analysis_jobs_start_waiting` queues it, oldest first,
+when a job leaves its slot (or the beat sweep finds a free slot). Quota is reserved when the job is created (waiting
+or not), committed once when it succeeds and released when it fails or is cancelled. The worker task only proceeds
+from QUEUED, so a redelivered message is harmless.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
@@ -23,6 +27,7 @@ from accounts.services import audit_record
 from imaging import selectors
 from imaging.models import (
     ACTIVE_JOB_STATUSES,
+    SLOT_JOB_STATUSES,
     AnalysisJob,
     Explanation,
     ExplanationSource,
@@ -104,7 +109,8 @@ def _series_model_for(study: Study) -> ImagingModel | None:
 @transaction.atomic
 def analysis_job_create(*, organization: Organization, study: Study, images: list[Image], requested_by: User | None,
                         retry_of: AnalysisJob | None = None, explain: bool = True) -> AnalysisJob:
-    """Queue an analysis of `images` (of `study`), reserving one unit of image quota per image."""
+    """Start an analysis of `images` (of `study`), reserving one unit of image quota per image. It is QUEUED when
+    the plan has a free concurrent-job slot and no older analysis of the organisation is waiting, else WAITING."""
     from subscriptions.services import usage_reserve
 
     if not images:
@@ -117,22 +123,72 @@ def analysis_job_create(*, organization: Organization, study: Study, images: lis
     job = AnalysisJob.objects.create(
         organization=organization, study=study, model=model, series_model=_series_model_for(study),
         requested_by=requested_by, images_total=len(images), retry_of=retry_of,
-        attempt=(retry_of.attempt + 1) if retry_of else 1, status=JobStatus.QUEUED, enqueue_count=1, explain=explain)
+        attempt=(retry_of.attempt + 1) if retry_of else 1, status=JobStatus.WAITING, enqueue_count=0, explain=explain)
     job.images.set(images)
     reservation = usage_reserve(organization=organization, meter="images", quantity=len(images),
                                 job_ref=f"imaging.analysisjob:{job.pk}")
     AnalysisJob.objects.filter(pk=job.pk).update(reservation_id=reservation.pk)
     job.reservation_id = reservation.pk
     Study.objects.filter(pk=study.pk).update(latest_job=job)
+    # The same step that queues waiting jobs when a slot frees up: oldest first, so a new job never overtakes one
+    # that waits (e.g. after an upgrade, before the next finish or sweep). It enqueues on commit.
+    if job.pk in analysis_jobs_start_waiting(organization=organization):
+        with scope(organization=organization):
+            job.refresh_from_db(fields=["status", "queued_at", "enqueue_count"])
     audit_record(organization=organization, actor=requested_by, verb="imaging.job.create", target=job,
-                 details={"images": len(images), "model": str(model), "attempt": job.attempt})
-    transaction.on_commit(lambda: _enqueue(job.pk))
+                 details={"images": len(images), "model": str(model), "attempt": job.attempt, "status": job.status})
     return job
 
 
-def _locked(job_id: int) -> AnalysisJob | None:
+def _slot_jobs(organization: Organization) -> int:
+    with scope(organization=organization):
+        return AnalysisJob.objects.filter(organization=organization, status__in=SLOT_JOB_STATUSES).count()
+
+
+@transaction.atomic
+def analysis_jobs_start_waiting(*, organization: Organization) -> list[int]:
+    """Queue the organisation's oldest WAITING analyses while its plan has free concurrent-job slots; each is
+    enqueued on commit. Returns the ids queued. Called whenever a job leaves its slot and by the beat sweep.
+
+    Counting and queueing happen under the organisation's quota lock, so two workers finishing at once cannot both
+    fill the same slot. Waiting rows locked by someone else (a cancel in progress) are skipped, never waited for:
+    that cancel holds its job row and then asks for the quota lock we hold."""
+    from subscriptions.services import jobs_slots_free
+
+    free = jobs_slots_free(organization=organization, occupied=lambda: _slot_jobs(organization))
+    if free <= 0:
+        return []
+    with scope(organization=organization):
+        ids = list(AnalysisJob.objects.select_for_update(skip_locked=True)
+                   .filter(organization=organization, status=JobStatus.WAITING)
+                   .order_by("created_at", "id").values_list("pk", flat=True)[:free])
+        if ids:
+            AnalysisJob.objects.filter(pk__in=ids, status=JobStatus.WAITING).update(
+                status=JobStatus.QUEUED, queued_at=timezone.now(), enqueue_count=F("enqueue_count") + 1)
+    for job_id in ids:
+        transaction.on_commit(lambda pk=job_id: _enqueue(pk))
+    return ids
+
+
+def analysis_jobs_start_waiting_all() -> int:
+    """Beat safety net: start waiting analyses of every organisation that has a free slot (a finish whose
+    transaction was lost, or a plan upgrade). Returns how many were queued."""
     with scopes_disabled():
-        return AnalysisJob.objects.select_for_update().select_related("organization").filter(pk=job_id).first()
+        org_ids = set(AnalysisJob.objects.filter(status=JobStatus.WAITING).values_list("organization_id", flat=True))
+    started = 0
+    for organization in Organization.objects.filter(pk__in=org_ids):
+        started += len(analysis_jobs_start_waiting(organization=organization))
+    if started:
+        logger.info("imaging: started %s waiting job(s) from the sweep", started)
+    return started
+
+
+def _locked(job_id: int) -> AnalysisJob | None:
+    # of=("self",): lock the job row only. Locking the joined organisation row too would block every insert that
+    # references it (job, ledger and audit rows take a key-share lock) and deadlock against the quota lock.
+    with scopes_disabled():
+        return (AnalysisJob.objects.select_for_update(of=("self",)).select_related("organization")
+                .filter(pk=job_id).first())
 
 
 def _settle_quota(job: AnalysisJob, *, commit: bool) -> None:
@@ -179,6 +235,7 @@ def analysis_job_succeed(*, job_id: int) -> AnalysisJob | None:
         job.save(update_fields=["status", "finished_at", "images_done", "quota_settled"])
         audit_record(organization=job.organization, actor=None, actor_label="worker", verb="imaging.job.succeed",
                      target=job, details={"images": job.images_total})
+    analysis_jobs_start_waiting(organization=job.organization)  # its slot is free
     return job
 
 
@@ -193,6 +250,7 @@ def analysis_job_fail(*, job_id: int, message: str) -> AnalysisJob | None:
         job.save(update_fields=["status", "finished_at", "error_message", "quota_settled"])
         audit_record(organization=job.organization, actor=None, actor_label="worker", verb="imaging.job.fail",
                      target=job, details={"message": message[:500]})
+    analysis_jobs_start_waiting(organization=job.organization)
     return job
 
 
@@ -203,12 +261,15 @@ def analysis_job_cancel(*, organization: Organization, job: AnalysisJob, actor: 
         raise NotFound("No such analysis.")
     if locked.status not in ACTIVE_JOB_STATUSES:
         raise Conflict(f"This analysis has already {locked.status}; there is nothing to cancel.")
+    was = locked.status
     with scope(organization=organization):
         _settle_quota(locked, commit=False)
         locked.status, locked.finished_at = JobStatus.CANCELLED, timezone.now()
         locked.error_message = "Cancelled by a user; the reserved quota was given back."
         locked.save(update_fields=["status", "finished_at", "error_message", "quota_settled"])
-        audit_record(organization=organization, actor=actor, verb="imaging.job.cancel", target=locked)
+        audit_record(organization=organization, actor=actor, verb="imaging.job.cancel", target=locked,
+                     details={"was": was})
+    analysis_jobs_start_waiting(organization=organization)
     return locked
 
 
@@ -225,18 +286,20 @@ def analysis_job_retry(*, organization: Organization, job: AnalysisJob, actor: U
 
 
 def study_analyze(*, organization: Organization, study: Study, actor: User | None) -> AnalysisJob:
-    """Analyse the study's images that no queued, running or successful analysis covers (e.g. after a quota stop)."""
+    """Analyse the study's images that no waiting, queued, running or successful analysis covers (e.g. after a
+    quota stop)."""
     covered = AnalysisJob.objects.filter(organization=organization, study=study).exclude(
         status__in=[JobStatus.FAILED, JobStatus.CANCELLED]).values_list("images", flat=True)
     images = list(Image.objects.filter(organization=organization, study=study).exclude(pk__in=covered))
     if not images:
-        raise Conflict("Every image of this study is already analysed or queued.")
+        raise Conflict("Every image of this study is already analysed, queued or waiting for a free slot.")
     return analysis_job_create(organization=organization, study=study, images=images, requested_by=actor)
 
 
 def jobs_requeue_stuck(*, older_than_seconds: int | None = None) -> dict[str, int]:
     """Re-enqueue jobs stuck in QUEUED (lost message) or RUNNING without progress (killed worker) past the timeout;
-    a job that got stuck too often fails instead, with its quota released."""
+    a job that got stuck too often fails instead, with its quota released. WAITING jobs are never touched here,
+    however old: they wait for a slot, not for a worker (`analysis_jobs_start_waiting_all` is the sweep for them)."""
     timeout = older_than_seconds if older_than_seconds is not None else settings.IMAGING_STUCK_JOB_SECONDS
     cutoff = timezone.now() - timedelta(seconds=timeout)
     with scopes_disabled():
@@ -247,7 +310,7 @@ def jobs_requeue_stuck(*, older_than_seconds: int | None = None) -> dict[str, in
     for job_id in ids:
         with transaction.atomic():
             job = _locked(job_id)
-            if job is None or job.status not in ACTIVE_JOB_STATUSES:
+            if job is None or job.status not in SLOT_JOB_STATUSES:
                 continue
             stamp = job.queued_at if job.status == JobStatus.QUEUED else job.progress_at
             if stamp is None or stamp >= cutoff:

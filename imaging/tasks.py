@@ -69,5 +69,7 @@ def explain_image(*, explanation_id: int) -> None:
 
 @app.task(name="imaging.jobs_requeue_stuck", queue="default", acks_late=True, soft_time_limit=60, time_limit=90)
 def jobs_requeue_stuck() -> dict:
-    """Beat: give jobs lost with a message or a killed worker another run."""
-    return services.jobs_requeue_stuck()
+    """Beat: give jobs lost with a message or a killed worker another run, then start waiting jobs wherever a slot is
+    free (the safety net for a finish whose promotion was lost). Waiting jobs are never requeued or failed for age."""
+    counts = services.jobs_requeue_stuck()
+    return {**counts, "started": services.analysis_jobs_start_waiting_all()}

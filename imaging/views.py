@@ -138,7 +138,8 @@ class UploadFinishView(OrganizationRequiredMixin, View):
         for job in result.jobs:
             studies.setdefault(job.study_id, job.study)
         return JsonResponse({
-            "jobs": [{"id": j.pk, "study_id": j.study_id, "images": j.images_total} for j in result.jobs],
+            "jobs": [{"id": j.pk, "study_id": j.study_id, "images": j.images_total, "status": j.status}
+                     for j in result.jobs],
             "studies": [{"id": s.pk, "title": s.title, "images": s.image_count,
                          "url": reverse("imaging:study-detail", kwargs={"pk": s.pk})} for s in studies.values()],
             "errors": [{"code": e.code, "message": e.message} for e in result.errors],
@@ -197,6 +198,7 @@ def _results_context(request, study) -> dict:
                 for image_id, weight in prediction.slice_attention]})
     return {
         "study": study, "job": job, "jobs": jobs, "viewer_images": viewer_images, "series_rows": series_rows,
+        "waiting": _waiting_context(org, job),
         "viewer_data": viewer_data,
         "model": job.model if job else selectors.active_model(task="image"),
         "series_model": job.series_model if job else None,
@@ -206,6 +208,24 @@ def _results_context(request, study) -> dict:
         "unanalysed": sum(1 for v in viewer_images if v["prediction"] is None),
         "feedback_form": FeedbackForm(labels=job.model.labels if job else []),
     }
+
+
+def _waiting_context(org, job) -> dict | None:
+    """Why a WAITING analysis has not started: the plan's concurrent-analysis allowance and its place in line."""
+    if job is None or job.status != JobStatus.WAITING:
+        return None
+    from subscriptions.services import entitlements
+
+    ent = entitlements(org)
+    return {"plan": ent.plan_name, "slots": ent.max_concurrent_jobs,
+            "position": selectors.job_waiting_position(organization=org, job=job)}
+
+
+def _started_message(job, *, retry: bool = False) -> str:
+    if job.status == JobStatus.WAITING:
+        return (f"{'New attempt' if retry else 'Analysis'} added. It waits for a free slot: your plan runs a set "
+                "number of analyses at a time, and this one starts when one of them finishes.")
+    return "Analysis queued again as a new attempt." if retry else "Analysis queued."
 
 
 class StudyDetailView(OrganizationRequiredMixin, View):
@@ -236,10 +256,10 @@ class StudyAnalyzeView(OrganizationRequiredMixin, View):
     def post(self, request, pk: int):
         study = selectors.study_get(organization=request.organization, pk=pk)
         try:
-            services.study_analyze(organization=request.organization, study=study, actor=_user(request))
+            job = services.study_analyze(organization=request.organization, study=study, actor=_user(request))
         except ServiceError as exc:
             return _service_error_response(request, exc, study_url(study))
-        messages.success(request, "Analysis queued.")
+        messages.success(request, _started_message(job))
         return redirect(study_url(study))
 
 
@@ -266,10 +286,10 @@ class JobRetryView(OrganizationRequiredMixin, View):
     def post(self, request, pk: int):
         job = selectors.job_get(organization=request.organization, pk=pk)
         try:
-            services.analysis_job_retry(organization=request.organization, job=job, actor=_user(request))
+            new = services.analysis_job_retry(organization=request.organization, job=job, actor=_user(request))
         except ServiceError as exc:
             return _service_error_response(request, exc, study_url(job.study))
-        messages.success(request, "Analysis queued again as a new attempt.")
+        messages.success(request, _started_message(new, retry=True))
         return redirect(study_url(job.study))
 
 

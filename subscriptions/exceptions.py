@@ -31,13 +31,6 @@ class BillingBlocked(ServiceError):
     status = 402
 
 
-class ConcurrencyLimitReached(ServiceError):
-    """The plan's maximum number of concurrently running jobs is reached."""
-
-    code = "concurrency_limit_reached"
-    status = 429
-
-
 class BillingUnavailable(ServiceError):
     """Payments are not configured, or Stripe could not complete the request."""
 

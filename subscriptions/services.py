@@ -1,7 +1,7 @@
 """Quotas, seats and plans: every write to the usage ledger and the subscription row that does not talk to Stripe.
 
 Other apps call only `usage_reserve`, `usage_commit`, `usage_release`, `entitlements`, `seats_check_available` and
-`jobs_check_concurrency`.
+`jobs_slots_free`.
 Every quota decision locks the organisation's Subscription row first, so concurrent reservations for one
 organisation are serialised (PostgreSQL: SELECT ... FOR UPDATE; SQLite: the IMMEDIATE transaction's write lock).
 """
@@ -18,12 +18,7 @@ from django_scopes import scope
 from accounts.exceptions import Conflict, NotFound, ServiceError
 from accounts.models import Invitation, Organization, User
 from accounts.services import audit_record
-from subscriptions.exceptions import (
-    BillingBlocked,
-    ConcurrencyLimitReached,
-    QuotaExceeded,
-    SeatLimitReached,
-)
+from subscriptions.exceptions import BillingBlocked, QuotaExceeded, SeatLimitReached
 from subscriptions.models import (
     Interval,
     Meter,
@@ -46,8 +41,8 @@ from subscriptions.selectors import (
 )
 
 __all__ = [
-    "BillingBlocked", "ConcurrencyLimitReached", "Entitlements", "QuotaExceeded", "SeatLimitReached",
-    "entitlements", "jobs_check_concurrency", "plan_catalogue_seed", "seats_check_available", "subscription_ensure",
+    "BillingBlocked", "Entitlements", "QuotaExceeded", "SeatLimitReached",
+    "entitlements", "jobs_slots_free", "plan_catalogue_seed", "seats_check_available", "subscription_ensure",
     "subscription_plan_assign", "usage_commit", "usage_release", "usage_reserve",
 ]
 
@@ -186,26 +181,18 @@ def usage_release(*, reservation: UsageEntry | int) -> None:
                                   quantity=row.quantity, period=row.period, reservation=row, job_ref=row.job_ref)
 
 
-def jobs_check_concurrency(*, organization: Organization, running: int | Callable[[], int],
-                           noun: tuple[str, str] = ("job", "jobs")) -> None:
-    """Raise ConcurrencyLimitReached when `running` jobs (queued or running) already use the plan's concurrent-job
-    allowance. `noun` is (singular, plural) in the user's words, e.g. ("analysis", "analyses").
+def jobs_slots_free(*, organization: Organization, occupied: int | Callable[[], int]) -> int:
+    """How many more jobs may start now under the plan's `max_concurrent_jobs` (never negative). `occupied` is the
+    number of the organisation's jobs holding a slot (queued or running), or a callable that counts them.
 
-    Inside a transaction it takes the organisation's quota lock first; pass `running` as a callable that counts the
-    organisation's active jobs, so it is counted under the lock and two requests cannot both take the last slot."""
+    Inside a transaction it takes the organisation's quota lock first and counts under it, so the caller's decision
+    (start the job, or let it wait) cannot race another one of the same organisation until the transaction ends."""
     if transaction.get_connection().in_atomic_block:
         ent = entitlements_for_subscription(subscription_lock(organization=organization))
     else:
         ent = entitlements(organization)
-    running = running() if callable(running) else running
-    allowed = ent.max_concurrent_jobs
-    if running >= allowed:
-        raise ConcurrencyLimitReached(
-            f"Your {ent.plan_name} plan allows {allowed} {noun[0] if allowed == 1 else noun[1]} at a time and "
-            f"{running} {'is' if running == 1 else 'are'} already queued or running. Wait for one to finish, "
-            "or upgrade under Billing.",
-            details={"running": running, "max_concurrent_jobs": allowed, "plan": ent.plan_code,
-                     "upgrade_url": reverse("subscriptions:pricing")})
+    occupied = occupied() if callable(occupied) else occupied
+    return max(0, ent.max_concurrent_jobs - occupied)
 
 
 def seats_check_available(*, organization: Organization, adding: int = 1,

@@ -70,7 +70,7 @@ def test_worker_analyses_an_upload_end_to_end(pro_org, owner, models, celery_wor
     result = study_upload(organization=pro_org, uploaded_by=owner, files=files)
     assert len(result.jobs) == 2
     for job in result.jobs:
-        _wait(job, until=lambda j: j.status not in ("queued", "running"), worker=celery_worker)
+        _wait(job, until=lambda j: j.status not in ("waiting", "queued", "running"), worker=celery_worker)
         assert job.status == JobStatus.SUCCEEDED, job.error_message
         assert Prediction.objects.filter(job=job).count() == job.images_total
         assert Explanation.objects.filter(job=job, source="image").count() == job.images_total

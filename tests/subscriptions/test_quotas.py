@@ -9,11 +9,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.exceptions import Conflict
-from subscriptions.exceptions import BillingBlocked, ConcurrencyLimitReached, QuotaExceeded
+from subscriptions.exceptions import BillingBlocked, QuotaExceeded
 from subscriptions.models import Subscription, SubscriptionStatus, UsageEntry, UsageState
 from subscriptions.selectors import entitlements, period_end, period_start, usage_summary
 from subscriptions.services import (
-    jobs_check_concurrency,
+    jobs_slots_free,
     usage_commit,
     usage_release,
     usage_reserve,
@@ -150,26 +150,23 @@ def test_unpaid_blocks_and_cancelled_falls_back_to_free_limits(org):
     usage_reserve(organization=org, meter="texts", quantity=1)
 
 
-def test_concurrency_limit_helper(org, other_org):
-    jobs_check_concurrency(organization=org, running=0)
-    with pytest.raises(ConcurrencyLimitReached) as exc:
-        jobs_check_concurrency(organization=org, running=1, noun=("analysis", "analyses"))
-    assert exc.value.status == 429 and exc.value.code == "concurrency_limit_reached"
-    assert exc.value.message == ("Your Free plan allows 1 analysis at a time and 1 is already queued or running. "
-                                 "Wait for one to finish, or upgrade under Billing.")
-    assert exc.value.details == {"running": 1, "max_concurrent_jobs": 1, "plan": "free",
-                                 "upgrade_url": "/billing/pricing/"}
+def test_free_job_slots_follow_each_organisations_plan(org, other_org):
+    """The plan's "max concurrent jobs" is a number of slots: what is left of it, never below zero."""
+    assert jobs_slots_free(organization=org, occupied=0) == 1  # Free
+    assert jobs_slots_free(organization=org, occupied=1) == 0
+    assert jobs_slots_free(organization=org, occupied=3) == 0  # e.g. after a downgrade: none free, not negative
     put_on_plan(other_org, "starter")  # another organisation's plan is not ours
-    with pytest.raises(ConcurrencyLimitReached, match="Free plan allows 1 job at a time and 2 are already"):
-        jobs_check_concurrency(organization=org, running=2)
-    jobs_check_concurrency(organization=other_org, running=1)
-    with pytest.raises(ConcurrencyLimitReached, match="Starter plan allows 2 jobs at a time"):
-        jobs_check_concurrency(organization=other_org, running=2)
+    assert jobs_slots_free(organization=org, occupied=0) == 1
+    assert jobs_slots_free(organization=other_org, occupied=1) == 1
+    assert jobs_slots_free(organization=other_org, occupied=2) == 0
+    put_on_plan(org, "pro", status=SubscriptionStatus.CANCELED)  # a cancelled plan gets the Free plan's limits
+    assert jobs_slots_free(organization=org, occupied=0) == 1
 
 
-def test_concurrency_is_counted_under_the_organisations_quota_lock(org):
-    """Inside a transaction the count runs after the subscription row is locked, so two requests cannot both see
-    a free slot. (The lock itself is exercised on PostgreSQL by tests/integration/test_quota_concurrency.py.)"""
+def test_job_slots_are_counted_under_the_organisations_quota_lock(org):
+    """Inside a transaction the count runs after the subscription row is locked, so two workers or requests cannot
+    both see the last free slot. (The lock itself is exercised on PostgreSQL by
+    tests/integration/test_quota_concurrency.py.)"""
     seen = []
 
     def count() -> int:
@@ -177,7 +174,7 @@ def test_concurrency_is_counted_under_the_organisations_quota_lock(org):
         return 0
 
     with transaction.atomic():
-        jobs_check_concurrency(organization=org, running=count)
+        assert jobs_slots_free(organization=org, occupied=count) == 1
     assert seen == [True]
 
 
