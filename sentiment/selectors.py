@@ -270,7 +270,10 @@ def point_documents(*, organization: Organization, key: str, start: datetime, en
                                             published_at__lt=end)
     if source_ids:
         mentions = mentions.filter(source_id__in=source_ids)
-    return (Document.objects.filter(organization=organization, pk__in=mentions.values("document_id"))
+    # Mentions carry their document's published_at, so the same window on documents is exact; it lets PostgreSQL
+    # walk the (organization, -published_at) index inside the window instead of the whole year for "newest 10".
+    return (Document.objects.filter(organization=organization, published_at__gte=start, published_at__lt=end,
+                                    pk__in=mentions.values("document_id"))
             .select_related("score", "source").prefetch_related(
                 Prefetch("mentions", queryset=EntityMention.objects.filter(organization=organization)))
             .order_by("-published_at", "-id"))
