@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from imaging.ml.architectures import SliceClassifier
 from imaging.ml.gradcam import gradcam, resize_heatmaps
 from imaging.ml.manifest import LoadedModel
 from imaging.ml.preprocess import preprocess_images
@@ -98,7 +99,8 @@ def predict_series(*, loaded: LoadedModel, slices: list[np.ndarray], explain: bo
     """Classify one series (slices in order) and report per-slice attention.
 
     With `explain`, Grad-CAM heatmaps (at each slice's original shape) are returned for the `top_k` slices with
-    the highest attention, keyed by slice index.
+    the highest attention, keyed by slice index: from the model's slice head when it has one (see SeriesModel),
+    else through the whole model.
     """
     if loaded.manifest.task != "series":
         raise ValueError(f"model '{loaded.manifest.name}' is a {loaded.manifest.task} model; use predict_images")
@@ -106,8 +108,10 @@ def predict_series(*, loaded: LoadedModel, slices: list[np.ndarray], explain: bo
         raise ValueError("a series needs at least one slice")
     batch = _to_device(preprocess_images(images=slices, manifest=loaded.manifest)[None], loaded.device)
     targets = _label_indices(loaded, target_label, 1)
+    has_slice_head = getattr(loaded.model, "slice_head", None) is not None
     heatmaps = None
-    if explain:
+    if explain and not has_slice_head:
+        # models saved before the slice head: Grad-CAM of the study score through the Transformer (all slices)
         cam = gradcam(model=loaded.model, layer=loaded.manifest.gradcam_layer, inputs=batch, targets=targets,
                       context=lambda: inference_context(loaded.device))
         logits, attention, heatmaps = cam.logits, cam.outputs[0], cam.heatmaps
@@ -116,10 +120,19 @@ def predict_series(*, loaded: LoadedModel, slices: list[np.ndarray], explain: bo
             logits, attention = loaded.model(batch)
     _, prob_dicts, predicted = _probabilities(loaded, logits)
     weights = attention[0].float().cpu().numpy()
+    top = [int(i) for i in np.argsort(-weights, kind="stable")[: max(top_k, 0)]] if explain else []
+    if top and has_slice_head:
+        # the slice head explains the study's class (or the requested one) on the attended slices only
+        target = int(logits[0].argmax()) if targets is None else int(targets[0])
+        cam = gradcam(model=SliceClassifier(loaded.model), layer=loaded.manifest.gradcam_layer, inputs=batch[0, top],
+                      targets=torch.full((len(top),), target, dtype=torch.long),
+                      context=lambda: inference_context(loaded.device))
+        heatmaps = cam.heatmaps
+    elif heatmaps is not None:
+        heatmaps = heatmaps[top]
     slice_heatmaps: dict[int, np.ndarray] = {}
-    if heatmaps is not None:
-        top = [int(i) for i in np.argsort(-weights, kind="stable")[: max(top_k, 0)]]
-        maps = resize_heatmaps(heatmaps=heatmaps[top], shapes=[np.shape(slices[i])[:2] for i in top])
+    if top:
+        maps = resize_heatmaps(heatmaps=heatmaps, shapes=[np.shape(slices[i])[:2] for i in top])
         slice_heatmaps = dict(zip(top, maps, strict=True))
     return SeriesPrediction(probabilities=prob_dicts[0], predicted=predicted[0],
                             slice_attention=[float(w) for w in weights], slice_heatmaps=slice_heatmaps)

@@ -83,13 +83,22 @@ def _load_source(config: TrainConfig) -> LoadedModel | None:
     return source
 
 
-def _copy_backbone(*, source: LoadedModel, model: nn.Module, task: str) -> None:
+def _arch_params(config: TrainConfig) -> dict[str, Any]:
+    """Series models are trained with a slice head (it explains the slices) unless the caller says otherwise."""
+    return {"slice_head": True, **config.arch_params} if config.task == "series" else dict(config.arch_params)
+
+
+def _copy_backbone(*, source: LoadedModel, model: nn.Module, task: str, labels: list[str]) -> None:
     state = source.model.state_dict()
     if source.manifest.task == "series":
         state = {k.removeprefix(SERIES_PREFIX): v for k, v in state.items() if k.startswith(SERIES_PREFIX)}
-    trunk = {k: v for k, v in state.items() if not k.startswith("fc.")}  # the class head never transfers
+    trunk = {k: v for k, v in state.items() if not k.startswith("fc.")}  # the class head never transfers...
     if task == "series":
         model.backbone.load_state_dict(trunk)
+        if model.slice_head is not None and source.manifest.task == "image" and source.manifest.labels == labels:
+            # ...except onto the slice head, which asks the image model's question of one slice: start from its answer
+            head = {k.removeprefix("fc."): v for k, v in state.items() if k.startswith("fc.")}
+            model.slice_head.load_state_dict(head)
     else:
         missing, unexpected = model.load_state_dict(trunk, strict=False)
         if unexpected or any(not k.startswith("fc.") for k in missing):
@@ -198,12 +207,16 @@ def _train_epochs(*, model: nn.Module, config: TrainConfig, tensors: list[torch.
                 if device.type == "cuda" and batch.dim() == 4:
                     batch = batch.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                if config.freeze_backbone:
-                    output = model.forward_features(batch, padding)
+                if config.task == "series":
+                    # cached trunk features when frozen, else the trunk runs here
+                    features = batch if config.freeze_backbone else model.slice_features(batch)
+                    logits, attention = model.forward_features(features, padding)
+                    loss = F.cross_entropy(logits.float(), labels)
+                    if model.slice_head is not None:
+                        loss = loss + F.cross_entropy(model.pooled_slice_logits(features, attention), labels)
                 else:
-                    output = model(batch) if padding is None else model(batch, padding)
-                logits = output[0] if isinstance(output, tuple) else output
-                loss = F.cross_entropy(logits.float(), labels)
+                    logits = model(batch)
+                    loss = F.cross_entropy(logits.float(), labels)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -242,9 +255,10 @@ def train(*, config: TrainConfig, load_pixels: PixelLoader,
     mean, std = (source.manifest.mean, source.manifest.std) if source else _channel_stats(tensors)
     report(f"{config.name}: loaded {len(tensors)} training rows {train_set.counts} in "
            f"{time.perf_counter() - started:.1f} s; training {config.arch} at {config.input_size}px on {device}")
-    model = build_model(task=config.task, arch=config.arch, num_classes=len(labels), arch_params=config.arch_params)
+    arch_params = _arch_params(config)
+    model = build_model(task=config.task, arch=config.arch, num_classes=len(labels), arch_params=arch_params)
     if source is not None:
-        _copy_backbone(source=source, model=model, task=config.task)
+        _copy_backbone(source=source, model=model, task=config.task, labels=labels)
         if config.freeze_backbone:
             model.backbone.requires_grad_(False)
     model.to(device)
@@ -263,7 +277,7 @@ def train(*, config: TrainConfig, load_pixels: PixelLoader,
         name=config.name, version="", task=config.task, arch=config.arch, labels=labels, input_size=config.input_size,
         mean=mean, std=std, gradcam_layer=gradcam_layer_for(task=config.task, arch=config.arch),
         intended_use=config.intended_use or (DEMO_INTENDED_USE if config.demo else ""), demo=config.demo,
-        arch_params=dict(config.arch_params),
+        arch_params=arch_params,
         training_data={
             "train_csv": train_set.csv_path.name, "eval_csv": eval_set.csv_path.name,
             "train_counts": train_set.counts, "eval_counts": eval_set.counts,

@@ -73,3 +73,10 @@ def test_build_demo_models_builds_once_then_reuses(settings, tmp_path, monkeypat
     ImagingModel.objects.all().delete()
     call_command("build_demo_imaging_models", stdout=StringIO())
     assert len(calls) == 1 and ImagingModel.objects.filter(is_active=True).count() == 2
+    # a series model saved before slice heads (older recipe) is built anew
+    series_manifest = settings.IMAGING_MODELS_DIR / "tiny-series" / "v1" / "manifest.json"
+    manifest = json.loads(series_manifest.read_text())
+    del manifest["arch_params"]["slice_head"]
+    series_manifest.write_text(json.dumps(manifest))
+    call_command("build_demo_imaging_models", stdout=StringIO())
+    assert len(calls) == 2

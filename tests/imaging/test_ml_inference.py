@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from imaging.ml.architectures import SeriesModel, build_classifier, build_model, gradcam_layer_for
+from imaging.ml.architectures import SeriesModel, SliceClassifier, build_classifier, build_model, gradcam_layer_for
+from imaging.ml.gradcam import gradcam
 from imaging.ml.inference import predict_images, predict_series
 from imaging.ml.manifest import LoadedModel, ModelManifest, load_model, save_model
 from imaging.ml.preprocess import preprocess_images
@@ -17,9 +18,10 @@ torch.set_num_threads(2)
 LABELS = ["lesion", "no_lesion", "other"]
 
 
-def _tiny(tmp_path: Path, *, task: str = "image", seed: int = 0, name: str = "m") -> LoadedModel:
+def _tiny(tmp_path: Path, *, task: str = "image", seed: int = 0, name: str = "m",
+          slice_head: bool = True) -> LoadedModel:
     torch.manual_seed(seed)
-    params = {"d_model": 32, "layers": 1, "heads": 2} if task == "series" else {}
+    params = {"d_model": 32, "layers": 1, "heads": 2, "slice_head": slice_head} if task == "series" else {}
     model = build_model(task=task, arch="tiny", num_classes=len(LABELS), arch_params=params)
     manifest = ModelManifest(name="tiny", version="v1", task=task, arch="tiny", labels=LABELS, input_size=64,
                              mean=[0.4] * 3, std=[0.25] * 3, gradcam_layer=gradcam_layer_for(task=task, arch="tiny"),
@@ -88,8 +90,10 @@ def test_preprocess_normalises_per_manifest(tmp_path: Path) -> None:
         preprocess_images(images=[np.zeros((4, 4, 2))], manifest=manifest)
 
 
-def test_series_attention_and_heatmaps(tmp_path: Path) -> None:
-    loaded = _tiny(tmp_path, task="series")
+@pytest.mark.parametrize("slice_head", [True, False], ids=["slice-head", "saved-before-slice-heads"])
+def test_series_attention_and_heatmaps(tmp_path: Path, slice_head: bool) -> None:
+    loaded = _tiny(tmp_path, task="series", slice_head=slice_head)
+    assert (loaded.model.slice_head is not None) == slice_head
     rng = np.random.default_rng(0)
     slices = [rng.random((80, 90), dtype=np.float32) for _ in range(7)]
     prediction = predict_series(loaded=loaded, slices=slices, top_k=3)
@@ -102,6 +106,29 @@ def test_series_attention_and_heatmaps(tmp_path: Path) -> None:
     assert plain.slice_heatmaps == {} and np.allclose(plain.slice_attention, attention, atol=1e-5)
     with pytest.raises(ValueError, match="series model"):
         predict_images(loaded=loaded, images=slices)
+
+
+def test_series_slice_heatmaps_come_from_the_slice_head(tmp_path: Path) -> None:
+    """Each attended slice is explained as the image classifier 'trunk + slice head' would explain it alone."""
+    loaded = _tiny(tmp_path, task="series")
+    rng = np.random.default_rng(1)
+    slices = [rng.random((64, 64), dtype=np.float32) for _ in range(5)]
+    prediction = predict_series(loaded=loaded, slices=slices, top_k=2, target_label="other")
+    alone = gradcam(model=SliceClassifier(loaded.model), layer=loaded.manifest.gradcam_layer,
+                    inputs=preprocess_images(images=slices, manifest=loaded.manifest),
+                    targets=torch.full((5,), LABELS.index("other")))
+    for index, heatmap in prediction.slice_heatmaps.items():
+        np.testing.assert_allclose(heatmap, alone.heatmaps[index].numpy(), atol=1e-4)
+    lesion = predict_series(loaded=loaded, slices=slices, top_k=2, target_label="lesion")
+    assert any(not np.allclose(lesion.slice_heatmaps[i], prediction.slice_heatmaps[i]) for i in lesion.slice_heatmaps)
+    # pooled slice logits: the attention-weighted mean of each slice's logits, with no gradient into the attention
+    head = loaded.model.slice_head.requires_grad_(True)
+    features, scores = torch.rand(2, 3, 32, requires_grad=True), torch.rand(2, 3, requires_grad=True)
+    attention = torch.softmax(scores, dim=1)
+    pooled = loaded.model.pooled_slice_logits(features, attention)
+    torch.testing.assert_close(pooled, (attention[:, :, None] * head(features)).sum(dim=1))
+    pooled.sum().backward()
+    assert features.grad is not None and head.weight.grad is not None and scores.grad is None
 
 
 def test_series_model_attention_respects_padding() -> None:

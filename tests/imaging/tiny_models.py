@@ -14,7 +14,7 @@ def save_tiny(root: Path, *, task: str, name: str) -> Path:
     from imaging.ml.manifest import DEMO_INTENDED_USE, ModelManifest, save_model
 
     torch.manual_seed(0)
-    arch_params = {"d_model": 32, "layers": 1, "heads": 2} if task == "series" else {}
+    arch_params = {"d_model": 32, "layers": 1, "heads": 2, "slice_head": True} if task == "series" else {}
     model = build_model(task=task, arch="tiny", num_classes=2, arch_params=arch_params).eval()
     manifest = ModelManifest(
         name=name, version="v1", task=task, arch="tiny", labels=LABELS, input_size=64, mean=[0.5] * 3,

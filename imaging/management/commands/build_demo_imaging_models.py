@@ -23,10 +23,12 @@ def _current_gradcam_layer(manifest: dict) -> str | None:
 
 
 def _is_current(model_dir: Path) -> bool:
-    """Weights present and built by this code's recipe (same explained layer for its architecture)."""
+    """Weights present and built by this code's recipe (same explained layer; series models with a slice head)."""
     try:
         manifest = json.loads((model_dir / "manifest.json").read_text())
     except (OSError, ValueError):
+        return False
+    if manifest.get("task") == "series" and not (manifest.get("arch_params") or {}).get("slice_head"):
         return False
     return (model_dir / "weights.pt").is_file() and manifest.get("gradcam_layer") == _current_gradcam_layer(manifest)
 
@@ -41,7 +43,7 @@ def _saved_demo_dirs(root: Path) -> dict[str, Path]:
         except (OSError, ValueError):
             continue
         if not manifest.get("demo") or not _is_current(manifest_path.parent):
-            continue  # incomplete, or built by an older recipe (another explained layer): build anew
+            continue  # incomplete, or built by an older recipe (see _is_current): build anew
         task = manifest.get("task")
         if task not in found or number > found[task][0]:
             found[task] = (number, manifest_path.parent)
