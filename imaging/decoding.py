@@ -182,6 +182,32 @@ def apply_window(*, values: np.ndarray, center: float, width: float, function: s
     return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
 
 
+_PNG_PIXEL_CHUNKS = frozenset({b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND"})
+
+
+def png_without_metadata(data: bytes) -> bytes:
+    """The PNG reduced to the chunks that define its pixels (IHDR, PLTE, tRNS, IDAT, IEND), copied byte for byte.
+
+    Text (tEXt, zTXt, iTXt), EXIF, time stamps, colour profiles, private chunks and anything after IEND can carry
+    names or other details, and are dropped; the pixels are not re-encoded, so the stored original is exactly what
+    was uploaded and costs no compression. Call it only on data that `decode_image` accepted.
+    """
+    if not data.startswith(_PNG_MAGIC):
+        raise ValueError("not a PNG file")
+    kept, position = [_PNG_MAGIC], len(_PNG_MAGIC)
+    while position + 12 <= len(data):
+        (length,) = struct.unpack_from(">I", data, position)
+        kind, end = data[position + 4:position + 8], position + 12 + length
+        if end > len(data):
+            break  # truncated after the pixels (the decode succeeded): what follows is not kept
+        if kind in _PNG_PIXEL_CHUNKS:
+            kept.append(data[position:end])
+        if kind == b"IEND":
+            return b"".join(kept)
+        position = end
+    return b"".join(kept) + b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
 def load_pixels(path: str | Path) -> np.ndarray:
     """Return float32 pixels scaled to [0, 1], shape (H, W) for grayscale or (H, W, 3) for colour (frame 0)."""
     path = Path(path)

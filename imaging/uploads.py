@@ -33,6 +33,7 @@ from imaging.decoding import (
     ImageDecodeError,
     decode_frames,
     display_name,
+    png_without_metadata,
     sniff,
 )
 from imaging.deidentify import deidentify_dicom
@@ -251,27 +252,41 @@ def _add_items(*, session: UploadSession, items: list, threads: int = 1) -> list
     else:
         prepared = [prepare(item) for item in items]
     results: list[FileResult] = []
-    for position, outcome in enumerate(prepared):
-        if isinstance(outcome, FileResult):
-            results.append(outcome)
-            continue
-        label, ready = outcome
-        try:
-            results.append(_store_rows(session=session, prepared=ready, label=label))
-        except Exception:
-            for later in prepared[position:]:  # nothing written for this upload may be left without a row
-                if not isinstance(later, FileResult):
-                    storage.delete_quietly(later[1].written)
-            raise
-    accepted = sum(1 for r in results if r.status != "rejected")
-    UploadSession.objects.filter(pk=session.pk).update(files_accepted=F("files_accepted") + accepted,
-                                                       files_rejected=F("files_rejected") + len(results) - accepted)
+    try:
+        # One transaction for the rows of the whole request: a failure leaves no row and (below) no file behind.
+        with transaction.atomic():
+            # Serialise the requests of one session, so parallel requests agree on the studies they create.
+            UploadSession.objects.select_for_update().filter(pk=session.pk).first()
+            places: dict[tuple[str, str], tuple[Study, Series]] = {}
+            for outcome in prepared:
+                if isinstance(outcome, FileResult):
+                    results.append(outcome)
+                else:
+                    label, ready = outcome
+                    results.append(_store_rows(session=session, prepared=ready, label=label, places=places))
+            for _study, series in places.values():
+                Series.objects.filter(pk=series.pk).update(image_count=series.images.count())
+            for study_id in {study.pk for study, _series in places.values()}:
+                Study.objects.filter(pk=study_id).update(image_count=Image.objects.filter(study_id=study_id).count())
+            accepted = sum(1 for r in results if r.status != "rejected")
+            rejected = len(results) - accepted
+            UploadSession.objects.filter(pk=session.pk).update(files_accepted=F("files_accepted") + accepted,
+                                                               files_rejected=F("files_rejected") + rejected)
+    except Exception:
+        storage.delete_quietly([p for outcome in prepared if not isinstance(outcome, FileResult)
+                                for p in outcome[1].written])
+        raise
     session.refresh_from_db(fields=["files_accepted", "files_rejected"])
     return results
 
 
-def _original_bytes(frame: DecodedImage) -> tuple[bytes, str]:
-    """A metadata-free lossless PNG of a PNG/JPEG upload: text chunks and EXIF can carry names, so they go."""
+def _original_bytes(*, data: bytes, kind: str | None, frame: DecodedImage) -> tuple[bytes, str]:
+    """A metadata-free lossless PNG of a PNG/JPEG upload: text chunks and EXIF can carry names, so they go.
+
+    A PNG keeps its own pixel chunks byte for byte (no re-encoding: exact, and the costliest step of an upload
+    before); a JPEG's decoded pixels are stored as PNG."""
+    if kind == "png":
+        return png_without_metadata(data), "png"
     values = frame.values
     if frame.channels == 1 and frame.bits_stored > 8:
         return storage.encode_png(np.clip(values, 0, 65535).astype(np.uint16)), "png"
@@ -295,7 +310,7 @@ def _prepare(*, organization_id: int, name: str, data: bytes, salt: str) -> _Pre
         original, ext = deid.data, "dcm"
     else:
         frames = decode_frames(data=data, filename=name, limits=limits)
-        original, ext = _original_bytes(frames[0])
+        original, ext = _original_bytes(data=data, kind=kind, frame=frames[0])
     digest = hashlib.sha256(original).hexdigest()
     paths: list[dict[str, str]] = []
     file_path = ""
@@ -320,13 +335,16 @@ def _prepare(*, organization_id: int, name: str, data: bytes, salt: str) -> _Pre
                      sha256=digest, size=len(original))
 
 
-@transaction.atomic
-def _store_rows(*, session: UploadSession, prepared: _Prepared, label: str) -> FileResult:
-    # Serialise the files of one session, so parallel requests agree on the study they create.
-    UploadSession.objects.select_for_update().filter(pk=session.pk).first()
+def _store_rows(*, session: UploadSession, prepared: _Prepared, label: str,
+                places: dict[tuple[str, str], tuple[Study, Series]]) -> FileResult:
+    """The Image rows of one prepared file (inside `_add_items`' transaction, which holds the session lock);
+    `places` caches the study and series rows of the request by UID."""
     org = session.organization
     info = prepared.frames[0].dicom
-    study, series = _study_and_series(session=session, info=info)
+    key = (info.study_instance_uid, info.series_instance_uid) if info else ("", "")
+    if key not in places:
+        places[key] = _study_and_series(session=session, info=info)
+    study, series = places[key]
     if Image.objects.filter(study=study, sha256=prepared.sha256).exists():
         storage.delete_quietly(prepared.written)
         existing = list(Image.objects.filter(study=study, sha256=prepared.sha256).values_list("pk", flat=True))
@@ -334,7 +352,8 @@ def _store_rows(*, session: UploadSession, prepared: _Prepared, label: str) -> F
                           message=f"{display_name(prepared.name)}: already uploaded to this study; kept the earlier "
                                   "copy.")
     images = []
-    position = series.images.count() + 1  # names an image that has no InstanceNumber
+    # names a DICOM image that has no InstanceNumber
+    position = series.images.count() + 1 if info is not None and info.instance_number is None else 0
     for frame, paths in zip(prepared.frames, prepared.paths, strict=True):
         d = frame.dicom
         images.append(Image(
@@ -357,8 +376,6 @@ def _store_rows(*, session: UploadSession, prepared: _Prepared, label: str) -> F
         return FileResult(name=label, status="duplicate", study_id=study.pk,
                           message=f"{display_name(prepared.name)}: this DICOM instance is already in the study; "
                                   "kept the earlier copy.")
-    Series.objects.filter(pk=series.pk).update(image_count=series.images.count())
-    Study.objects.filter(pk=study.pk).update(image_count=study.images.count())
     return FileResult(name=label, status="accepted", study_id=study.pk, image_ids=[i.pk for i in images])
 
 

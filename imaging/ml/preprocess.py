@@ -12,12 +12,15 @@ from imaging.ml.manifest import ModelManifest
 
 
 def image_to_tensor(image: np.ndarray) -> torch.Tensor:
-    """(H, W), (H, W, 1), (H, W, 3) or (H, W, 4) float in [0, 1] -> float32 tensor (3, H, W)."""
+    """(H, W), (H, W, 1), (H, W, 3) or (H, W, 4) float in [0, 1] -> float32 tensor (C, H, W), clamped to [0, 1].
+
+    C is 1 for grayscale (the model's three channels are made after resizing, so the clamp and the resize
+    touch one plane, not three copies of it) and 3 for colour."""
     array = np.asarray(image, dtype=np.float32)
     if array.ndim == 3 and array.shape[2] in (1, 3, 4):
         array = array[:, :, :3] if array.shape[2] != 1 else array[:, :, 0]
     if array.ndim == 2:
-        tensor = torch.from_numpy(np.ascontiguousarray(array))[None].expand(3, -1, -1)
+        tensor = torch.from_numpy(np.ascontiguousarray(array))[None]
     elif array.ndim == 3 and array.shape[2] == 3:
         tensor = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
     else:
@@ -48,7 +51,7 @@ def resize_images(*, images: Sequence[np.ndarray], input_size: int) -> torch.Ten
     """Un-normalised (N, 3, S, S) batch in [0, 1]; the aspect ratio is not kept (heatmaps map back the same way)."""
     if not images:
         return torch.empty(0, 3, input_size, input_size)
-    return torch.stack([resize_square(image_to_tensor(image), size=input_size) for image in images])
+    return torch.stack([resize_square(image_to_tensor(image), size=input_size).expand(3, -1, -1) for image in images])
 
 
 def preprocess_images(*, images: Sequence[np.ndarray], manifest: ModelManifest) -> torch.Tensor:

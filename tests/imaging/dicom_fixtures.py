@@ -318,6 +318,38 @@ def png_bytes(*, mode: str = "L", size: tuple[int, int] = (24, 16)) -> bytes:
     return buf.getvalue()
 
 
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_with_identity(*, mode: str = "I;16") -> bytes:
+    """A PNG whose metadata names the patient: tEXt, iTXt, eXIf, a private chunk and bytes after IEND."""
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("Patient", f"{PATIENT_NAME} {PATIENT_ID}")
+    info.add_itxt("Comment", f"{PATIENT_ADDRESS}, born {PATIENT_BIRTH_DATE}")
+    image = Image.open(io.BytesIO(png_bytes(mode=mode)))
+    buf = io.BytesIO()
+    image.save(buf, "PNG", pnginfo=info)
+    data = buf.getvalue()
+    end = data.index(b"IEND") - 4
+    extra = (_png_chunk(b"eXIf", b"MM\x00*" + INSTITUTION_NAME.encode())
+             + _png_chunk(b"prVt", REFERRING_PHYSICIAN.encode()))
+    return data[:end] + extra + data[end:] + OPERATOR_NAME.encode()
+
+
+def jpeg_with_identity() -> bytes:
+    """A JPEG whose EXIF (Artist, ImageDescription) and comment name the patient."""
+    image = Image.fromarray(rgb_pixels(rows=16, columns=24))
+    exif = Image.Exif()
+    exif[0x013B] = PATIENT_NAME  # Artist
+    exif[0x010E] = f"{PATIENT_ID} {INSTITUTION_NAME}"  # ImageDescription
+    buf = io.BytesIO()
+    image.save(buf, "JPEG", quality=90, exif=exif.tobytes(), comment=REFERRING_PHYSICIAN.encode())
+    return buf.getvalue()
+
+
 def jpeg_bytes(*, size: tuple[int, int] = (24, 16), mode: str = "RGB", exif_orientation: int | None = None) -> bytes:
     """A JPEG of the RGB test picture; `exif_orientation=6` marks it as needing a 90 degree turn to display."""
     image = Image.fromarray(rgb_pixels(rows=size[1], columns=size[0])).convert(mode)

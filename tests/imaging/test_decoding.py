@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import struct
+
 import numpy as np
 import pytest
 from pydicom.encaps import encapsulate
@@ -15,6 +18,7 @@ from imaging.decoding import (
     decode_image,
     display_for_window,
     load_pixels,
+    png_without_metadata,
     sniff,
 )
 from tests.imaging import dicom_fixtures as fx
@@ -312,3 +316,42 @@ def test_jpeg_ls_is_decodable_in_principle():
     from pydicom.pixels import get_decoder
 
     assert get_decoder(JPEGLSLossless).is_available
+
+
+def _chunk_kinds(data: bytes) -> list[bytes]:
+    kinds, position = [], 8
+    while position < len(data):
+        (length,) = struct.unpack_from(">I", data, position)
+        kinds.append(data[position + 4:position + 8])
+        position += 12 + length
+    return kinds
+
+
+@pytest.mark.parametrize("mode", ["I;16", "L"])
+def test_png_without_metadata_keeps_the_pixel_chunks_byte_for_byte(mode):
+    original = fx.png_with_identity(mode=mode)
+    assert fx.PATIENT_NAME.encode() in original and fx.OPERATOR_NAME.encode() in original
+    stripped = png_without_metadata(original)
+    assert _chunk_kinds(stripped) == [b"IHDR", b"IDAT", b"IEND"]
+    for value in (fx.PATIENT_NAME, fx.PATIENT_ID, fx.PATIENT_ADDRESS, fx.INSTITUTION_NAME, fx.REFERRING_PHYSICIAN,
+                  fx.OPERATOR_NAME):
+        assert value.encode() not in stripped
+    idat = original.index(b"IDAT") - 4
+    assert original[idat:idat + 12 + struct.unpack_from(">I", original, idat)[0]] in stripped  # not re-encoded
+    before, after = decode(original, "a.png"), decode(stripped, "a.png")
+    assert np.array_equal(before.values, after.values) and before.bits_stored == after.bits_stored
+
+
+def test_png_without_metadata_keeps_palette_and_transparency_and_ends_a_truncated_file():
+    from PIL import Image as PILImage
+
+    image = PILImage.fromarray(np.arange(48, dtype=np.uint8).reshape(6, 8) % 4).convert("P")
+    image.info["transparency"] = 2
+    buf = io.BytesIO()
+    image.save(buf, "PNG", transparency=2)
+    data = buf.getvalue()
+    stripped = png_without_metadata(data)
+    assert _chunk_kinds(stripped) == [b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND"]
+    assert np.array_equal(decode(stripped, "p.png").values, decode(data, "p.png").values)
+    without_end = png_without_metadata(data[: data.index(b"IEND") - 4])
+    assert without_end.endswith(stripped[-12:]) and _chunk_kinds(without_end)[-1] == b"IEND"

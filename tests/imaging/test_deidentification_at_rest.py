@@ -46,6 +46,9 @@ def _phi_named_files() -> list:
     files.append(upload(fx.ZIP_FILE_NAME, fx.zip_bytes({
         f"{fx.ZIP_MEMBER_DIR}/{fx.FILE_NAME_TOKEN}_S2_{i}.dcm": fx.dicom_bytes(ds)
         for i, ds in enumerate(fx.ct_series(count=2, spacing=2.5))})))
+    # PNG text chunks, EXIF and JPEG comments name the patient too (these keep their neutral file names)
+    files += [upload("photo.png", fx.png_with_identity(mode="I;16")),
+              upload("photo8.png", fx.png_with_identity(mode="L")), upload("photo.jpg", fx.jpeg_with_identity())]
     return files
 
 
