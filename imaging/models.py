@@ -208,9 +208,12 @@ class AnalysisJob(TenantModel):
     reservation_id = models.BigIntegerField(null=True, blank=True, help_text="subscriptions UsageEntry reserved")
     quota_settled = models.CharField(max_length=10, blank=True, help_text="committed / released once settled")
     explain = models.BooleanField(default=True)
+    # Sends to the broker (queued from waiting, and every re-send by the stuck-job sweep), not failures.
     enqueue_count = models.PositiveSmallIntegerField(default=0)
+    interrupt_count = models.PositiveSmallIntegerField(
+        default=0, help_text="times found RUNNING without progress (a killed worker) and run again")
     created_at = models.DateTimeField(default=timezone.now)
-    queued_at = models.DateTimeField(default=timezone.now)
+    queued_at = models.DateTimeField(default=timezone.now)  # last put on the broker
     started_at = models.DateTimeField(null=True, blank=True)
     progress_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -296,10 +296,22 @@ def study_analyze(*, organization: Organization, study: Study, actor: User | Non
     return analysis_job_create(organization=organization, study=study, images=images, requested_by=actor)
 
 
+_COUNT_MAX = 32767  # PositiveSmallIntegerField's upper bound on PostgreSQL
+
+
 def jobs_requeue_stuck(*, older_than_seconds: int | None = None) -> dict[str, int]:
-    """Re-enqueue jobs stuck in QUEUED (lost message) or RUNNING without progress (killed worker) past the timeout;
-    a job that got stuck too often fails instead, with its quota released. WAITING jobs are never touched here,
-    however old: they wait for a slot, not for a worker (`analysis_jobs_start_waiting_all` is the sweep for them)."""
+    """Beat: recover analyses whose message or worker was lost. Returns {"requeued": sends, "failed": n}.
+
+    - QUEUED longer than the timeout: its message is sent again, in case it was lost. A job that merely waits behind
+      a backlog gets a duplicate, which the task ignores (only a QUEUED job starts, under its row lock). This never
+      counts as an interruption and never fails a job, however long it waits. `queued_at` is reset on every send, so
+      a waiting job gets at most one extra message per timeout window (4 an hour with the default 15 minutes).
+    - RUNNING without progress longer than the timeout (a killed worker): an interruption. It is QUEUED again and
+      sent again, up to IMAGING_MAX_REQUEUES times; the next interruption fails it, with its quota released. Once
+      queued again it is a queued job like any other: waiting for a worker does not count against it.
+
+    `enqueue_count` counts sends, `interrupt_count` interruptions. WAITING jobs are never touched here, however
+    old: they wait for a slot, not for a worker (`analysis_jobs_start_waiting_all` is the sweep for them)."""
     timeout = older_than_seconds if older_than_seconds is not None else settings.IMAGING_STUCK_JOB_SECONDS
     cutoff = timezone.now() - timedelta(seconds=timeout)
     with scopes_disabled():
@@ -307,6 +319,7 @@ def jobs_requeue_stuck(*, older_than_seconds: int | None = None) -> dict[str, in
         running = AnalysisJob.objects.filter(status=JobStatus.RUNNING, progress_at__lt=cutoff)
         ids = list(queued.values_list("pk", flat=True)) + list(running.values_list("pk", flat=True))
     counts = {"requeued": 0, "failed": 0}
+    interrupted = 0
     for job_id in ids:
         with transaction.atomic():
             job = _locked(job_id)
@@ -314,20 +327,28 @@ def jobs_requeue_stuck(*, older_than_seconds: int | None = None) -> dict[str, in
                 continue
             stamp = job.queued_at if job.status == JobStatus.QUEUED else job.progress_at
             if stamp is None or stamp >= cutoff:
-                continue
-            if job.enqueue_count > settings.IMAGING_MAX_REQUEUES:
-                transaction.on_commit(lambda pk=job.pk: analysis_job_fail(
-                    job_id=pk, message="The analysis stopped responding several times; retry it, and contact "
-                                       "support if it fails again."))
-                counts["failed"] += 1
-                continue
-            job.status, job.queued_at = JobStatus.QUEUED, timezone.now()
-            job.enqueue_count += 1
-            job.save(update_fields=["status", "queued_at", "enqueue_count"])
+                continue  # started, progressed or re-sent since the query above
+            fields = ["queued_at", "enqueue_count"]
+            if job.status == JobStatus.RUNNING:
+                job.interrupt_count += 1
+                if job.interrupt_count > settings.IMAGING_MAX_REQUEUES:
+                    job.save(update_fields=["interrupt_count"])
+                    transaction.on_commit(lambda pk=job.pk: analysis_job_fail(
+                        job_id=pk, message="The analysis stopped responding several times; retry it, and contact "
+                                           "support if it fails again."))
+                    counts["failed"] += 1
+                    continue
+                job.status = JobStatus.QUEUED
+                fields += ["status", "interrupt_count"]
+                interrupted += 1
+            job.queued_at = timezone.now()
+            job.enqueue_count = min(job.enqueue_count + 1, _COUNT_MAX)  # a smallint: months of waiting saturate it
+            job.save(update_fields=fields)
             transaction.on_commit(lambda pk=job.pk: _enqueue(pk))
             counts["requeued"] += 1
     if any(counts.values()):
-        logger.warning("imaging: re-enqueued %(requeued)s stuck job(s), failed %(failed)s", counts)
+        logger.warning("imaging: sent %s queued or interrupted job(s) again (%s interrupted), failed %s",
+                       counts["requeued"], interrupted, counts["failed"])
     return counts
 
 

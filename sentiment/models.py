@@ -119,8 +119,12 @@ class ScoringBatch(TenantModel):
     quota_settled = models.CharField(max_length=10, blank=True, help_text="committed / released once settled")
     model = models.ForeignKey(SentimentModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     error_message = models.TextField(blank=True)
+    # Sends to the broker (at ingest, and every re-send by the stuck-batch sweep), not failures.
     enqueue_count = models.PositiveSmallIntegerField(default=0)
+    interrupt_count = models.PositiveSmallIntegerField(
+        default=0, help_text="times found RUNNING past the stuck limit (a killed worker) and run again")
     created_at = models.DateTimeField(default=timezone.now)
+    queued_at = models.DateTimeField(default=timezone.now, help_text="last put on the broker")
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

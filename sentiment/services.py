@@ -380,10 +380,14 @@ def batch_succeed(*, batch_id: int) -> ScoringBatch | None:
 
 
 @transaction.atomic
-def batch_fail(*, batch_id: int, message: str) -> ScoringBatch | None:
-    """Stop a batch: texts already scored stay scored (and are charged), the rest are marked failed."""
+def batch_fail(*, batch_id: int, message: str, only_queued: bool = False) -> ScoringBatch | None:
+    """Stop a batch: texts already scored stay scored (and are charged), the rest are marked failed.
+
+    `only_queued` leaves a RUNNING batch alone: a task refusing to start (e.g. no model) may be a duplicate message
+    of a batch another worker is scoring."""
     batch = _locked_batch(batch_id)
-    if batch is None or batch.status not in (BatchStatus.QUEUED, BatchStatus.RUNNING):
+    allowed = (BatchStatus.QUEUED,) if only_queued else (BatchStatus.QUEUED, BatchStatus.RUNNING)
+    if batch is None or batch.status not in allowed:
         return None
     with scope(organization=batch.organization):
         Document.objects.filter(batch=batch, status=DocumentStatus.QUEUED).update(status=DocumentStatus.FAILED)
@@ -395,13 +399,26 @@ def batch_fail(*, batch_id: int, message: str) -> ScoringBatch | None:
     return batch
 
 
+_MAX_INTERRUPTIONS = 3  # the third interruption of a batch fails it
+_COUNT_MAX = 32767  # PositiveSmallIntegerField's upper bound on PostgreSQL
+
+
 def batches_requeue_stuck() -> dict:
-    """Beat: a batch RUNNING past the stuck limit (killed worker) or QUEUED with a lost message runs again."""
+    """Beat: recover batches whose message or worker was lost. Returns {"requeued": [ids], "failed": [ids]}.
+
+    - QUEUED longer than SENTIMENT_STUCK_BATCH_SECONDS: its message is sent again, in case it was lost. A batch that
+      merely waits behind a backlog gets a duplicate, which the task ignores (only a QUEUED batch starts, under its
+      row lock). This never counts as an interruption and never fails a batch, however long it waits. `queued_at` is
+      reset on every send, so a waiting batch gets at most one extra message per window (4 an hour by default).
+    - RUNNING for longer than that (past the task's time limit, so its worker was killed): an interruption. It is
+      QUEUED again and sent again; the third interruption fails it (scored texts are kept). Once queued again it is
+      a queued batch like any other: waiting for a worker does not count against it.
+
+    `enqueue_count` counts sends, `interrupt_count` interruptions."""
     cutoff = timezone.now() - timedelta(seconds=settings.SENTIMENT_STUCK_BATCH_SECONDS)
     requeued, failed = [], []
     with scopes_disabled():
-        stuck = list(ScoringBatch.objects.filter(status__in=[BatchStatus.QUEUED, BatchStatus.RUNNING])
-                     .filter(created_at__lt=cutoff).filter(started_at__isnull=True)
+        stuck = list(ScoringBatch.objects.filter(status=BatchStatus.QUEUED, queued_at__lt=cutoff)
                      .values_list("pk", flat=True)) + list(
             ScoringBatch.objects.filter(status=BatchStatus.RUNNING, started_at__lt=cutoff).values_list("pk", flat=True))
     for pk in stuck:
@@ -409,17 +426,29 @@ def batches_requeue_stuck() -> dict:
             batch = _locked_batch(pk)
             if batch is None or batch.status not in (BatchStatus.QUEUED, BatchStatus.RUNNING):
                 continue
-            if batch.enqueue_count >= 3:
-                transaction.on_commit(lambda pk=pk: batch_fail(
-                    batch_id=pk, message="Scoring was interrupted three times and has stopped. Import the texts "
-                    "again; already scored texts are kept and will be reported as duplicates."))
-                failed.append(pk)
-                continue
-            batch.status, batch.started_at, batch.enqueue_count = BatchStatus.QUEUED, None, batch.enqueue_count + 1
-            batch.created_at = timezone.now()
-            batch.save(update_fields=["status", "started_at", "enqueue_count", "created_at"])
+            stamp = batch.queued_at if batch.status == BatchStatus.QUEUED else batch.started_at
+            if stamp is None or stamp >= cutoff:
+                continue  # started or re-sent since the query above
+            fields = ["queued_at", "enqueue_count"]
+            if batch.status == BatchStatus.RUNNING:
+                batch.interrupt_count += 1
+                if batch.interrupt_count >= _MAX_INTERRUPTIONS:
+                    batch.save(update_fields=["interrupt_count"])
+                    transaction.on_commit(lambda pk=pk: batch_fail(
+                        batch_id=pk, message="Scoring was interrupted three times and has stopped. Import the texts "
+                        "again; already scored texts are kept and will be reported as duplicates."))
+                    failed.append(pk)
+                    continue
+                batch.status, batch.started_at = BatchStatus.QUEUED, None
+                fields += ["status", "started_at", "interrupt_count"]
+            batch.queued_at = timezone.now()
+            batch.enqueue_count = min(batch.enqueue_count + 1, _COUNT_MAX)  # a smallint: months of waiting saturate it
+            batch.save(update_fields=fields)
             transaction.on_commit(lambda pk=pk: _enqueue_batch(pk))
             requeued.append(pk)
+    if requeued or failed:
+        logger.warning("sentiment: sent %s queued or interrupted batch(es) again, failed %s", len(requeued),
+                       len(failed))
     return {"requeued": requeued, "failed": failed}
 
 

@@ -22,12 +22,12 @@ def score_batch(*, batch_id: int) -> None:
     try:
         model = services.model_resolve()
     except ServiceError as exc:
-        services.batch_fail(batch_id=batch_id, message=exc.message)
+        services.batch_fail(batch_id=batch_id, message=exc.message, only_queued=True)
         return
     if model is None:
         services.batch_fail(batch_id=batch_id, message="No sentiment model is installed, so the texts were stored "
                             "but not scored. Ask an operator to run `./manage.py build_demo_sentiment_model` or "
-                            "`./manage.py train_sentiment`, then import the texts again.")
+                            "`./manage.py train_sentiment`, then import the texts again.", only_queued=True)
         return
     batch = services.batch_start(batch_id=batch_id, model=model)
     if batch is None:

@@ -169,6 +169,93 @@ def test_killed_worker_mid_job_is_requeued_and_finishes_without_double_work(
     assert _usage(org, "committed") == 6
 
 
+
+def _past_the_stuck_timeout(job, field):
+    """Move `field` of `job` back past IMAGING_STUCK_JOB_SECONDS, as if that long had passed since."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    when = timezone.now() - timedelta(seconds=settings.IMAGING_STUCK_JOB_SECONDS + 60)
+    AnalysisJob.objects.filter(pk=job.pk).update(**{field: when})
+
+
+def test_a_job_queued_behind_a_long_backlog_is_sent_again_but_never_failed_and_then_runs(
+        org, owner, other_org, other_owner, tiny_models, settings, django_capture_on_commit_callbacks):
+    from imaging import services
+    from imaging.uploads import study_upload
+
+    files = [upload(f"{i}.png", fx.png_bytes(size=(30 + i, 20))) for i in range(3)]
+    job = study_upload(organization=org, uploaded_by=owner, files=files).jobs[0]  # on_commit not run: still queued
+    theirs = study_upload(organization=other_org, uploaded_by=other_owner,
+                          files=[upload("b.png", fx.png_bytes())]).jobs[0]
+    theirs.refresh_from_db()
+    assert (job.status, theirs.status) == (JobStatus.QUEUED, JobStatus.QUEUED)
+    sweeps = 3 * (settings.IMAGING_MAX_REQUEUES + 1)  # hours behind busy workers, far more sweeps than the limit
+    messages = []
+    for _ in range(sweeps):
+        _past_the_stuck_timeout(job, "queued_at")
+        with django_capture_on_commit_callbacks() as sent:
+            assert services.jobs_requeue_stuck() == {"requeued": 1, "failed": 0}  # in case its message was lost
+            assert services.jobs_requeue_stuck() == {"requeued": 0, "failed": 0}  # one re-send per timeout window
+        messages += sent
+    assert len(messages) == sweeps
+    job.refresh_from_db()
+    assert (job.status, job.error_message) == (JobStatus.QUEUED, "")
+    assert (job.interrupt_count, job.enqueue_count) == (0, 1 + sweeps)
+    assert _usage(org, "released") == 0
+    # the other organisation's queued job is within the timeout: neither sent again nor counted
+    untouched = AnalysisJob.objects.get(pk=theirs.pk)
+    assert (untouched.status, untouched.enqueue_count, untouched.queued_at) == (JobStatus.QUEUED, 1, theirs.queued_at)
+
+    # The workers catch up: the first copy runs the job, every later copy finds it no longer queued and does nothing.
+    with django_capture_on_commit_callbacks(execute=True):
+        for message in messages:
+            message()
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error_message
+    assert Prediction.objects.filter(job=job).count() == 3 and _usage(org, "committed") == 3
+    assert AnalysisJob.objects.get(pk=theirs.pk).status == JobStatus.QUEUED
+    assert not Prediction.objects.filter(job=theirs).exists() and _usage(other_org, "committed") == 0
+
+
+def test_a_running_job_without_progress_fails_after_the_limit_but_never_for_waiting_in_the_queue_again(
+        org, owner, other_org, other_owner, tiny_models, settings, django_capture_on_commit_callbacks):
+    from imaging import services
+    from imaging.uploads import study_upload
+
+    job = study_upload(organization=org, uploaded_by=owner, files=[upload("a.png", fx.png_bytes())]).jobs[0]
+    theirs = study_upload(organization=other_org, uploaded_by=other_owner,
+                          files=[upload("b.png", fx.png_bytes())]).jobs[0]
+    services.analysis_job_start(job_id=theirs.pk)  # on a worker, progressing: never stuck
+    for interruption in range(1, settings.IMAGING_MAX_REQUEUES + 1):
+        services.analysis_job_start(job_id=job.pk)  # a worker takes it ...
+        _past_the_stuck_timeout(job, "progress_at")  # ... and is killed
+        with django_capture_on_commit_callbacks() as sent:
+            assert services.jobs_requeue_stuck() == {"requeued": 1, "failed": 0}
+        assert len(sent) == 1
+        job.refresh_from_db()
+        assert (job.status, job.interrupt_count) == (JobStatus.QUEUED, interruption)
+        for _ in range(settings.IMAGING_MAX_REQUEUES + 2):  # then it waits behind a backlog for over an hour
+            _past_the_stuck_timeout(job, "queued_at")
+            with django_capture_on_commit_callbacks():
+                assert services.jobs_requeue_stuck() == {"requeued": 1, "failed": 0}
+        job.refresh_from_db()
+        assert (job.status, job.interrupt_count, job.error_message) == (JobStatus.QUEUED, interruption, "")
+
+    services.analysis_job_start(job_id=job.pk)
+    _past_the_stuck_timeout(job, "progress_at")  # one interruption more than the limit
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.jobs_requeue_stuck() == {"requeued": 0, "failed": 1}
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and "stopped responding several times" in job.error_message
+    assert job.interrupt_count == settings.IMAGING_MAX_REQUEUES + 1
+    assert _usage(org, "released") == 1 and _usage(org, "committed") == 0
+    untouched = AnalysisJob.objects.get(pk=theirs.pk)
+    assert (untouched.status, untouched.interrupt_count, untouched.enqueue_count) == (JobStatus.RUNNING, 0, 1)
+    assert _usage(other_org, "released") == 0
+
 def test_cancel_releases_quota_and_the_task_then_does_nothing(org, owner, tiny_models):
     from imaging import services
     from imaging.tasks import analyze_study

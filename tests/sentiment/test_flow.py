@@ -119,6 +119,18 @@ def test_no_model_fails_the_batch_with_what_to_do(org, django_capture_on_commit_
     assert Document.objects.get(organization=org).status == DocumentStatus.FAILED
 
 
+def test_a_duplicate_message_without_a_model_leaves_a_running_batch_alone(org, other_org):
+    from sentiment.tasks import score_batch
+
+    running = _ingest_unsent(org, ["Contoso profit rises"])
+    waiting = _ingest_unsent(other_org, ["Fabrikam slumps"])
+    ScoringBatch.objects.filter(pk=running.pk).update(status=BatchStatus.RUNNING)  # a worker is scoring it
+    score_batch(batch_id=running.pk)  # a duplicate delivery on a worker that has no model
+    assert ScoringBatch.objects.get(pk=running.pk).status == BatchStatus.RUNNING
+    score_batch(batch_id=waiting.pk)  # a batch nobody started still fails with what to do
+    assert ScoringBatch.objects.get(pk=waiting.pk).status == BatchStatus.FAILED
+
+
 def test_tampered_weights_fail_the_batch_clearly(org, settings, tmp_path, sentiment_model,
                                                  django_capture_on_commit_callbacks):
     import shutil
@@ -157,12 +169,102 @@ def test_stuck_batches_are_requeued_then_given_up(org, sentiment_model, django_c
 
     source = services.source_builtin(organization=org, kind=SourceKind.PASTE)
     result = services.documents_ingest(organization=org, source=source, items=[services.IngestItem(text="Lost one")])
-    ScoringBatch.objects.filter(pk=result.batch.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    ScoringBatch.objects.filter(pk=result.batch.pk).update(created_at=an_hour_ago, queued_at=an_hour_ago)
     with django_capture_on_commit_callbacks(execute=True):
         out = services.batches_requeue_stuck()
     assert out["requeued"] == [result.batch.pk]
     assert ScoringBatch.objects.get(pk=result.batch.pk).status == BatchStatus.SUCCEEDED
 
+
+
+def _ingest_unsent(org, texts):
+    """Import `texts` without running on_commit: the batch's message waits on the broker (or was lost)."""
+    source = services.source_builtin(organization=org, kind=SourceKind.PASTE)
+    return services.documents_ingest(organization=org, source=source,
+                                     items=[services.IngestItem(text=t) for t in texts]).batch
+
+
+def _past_the_stuck_limit(batch, field):
+    """Move `field` of `batch` back past SENTIMENT_STUCK_BATCH_SECONDS, as if that long had passed since."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    when = timezone.now() - timedelta(seconds=settings.SENTIMENT_STUCK_BATCH_SECONDS + 60)
+    ScoringBatch.objects.filter(pk=batch.pk).update(**{field: when})
+
+
+def test_a_batch_queued_behind_a_long_backlog_is_sent_again_but_never_failed_and_then_scored(
+        org, other_org, sentiment_model, django_capture_on_commit_callbacks):
+    ours = _ingest_unsent(org, ["Contoso profit rises", "Fabrikam cuts jobs"])
+    theirs = ScoringBatch.objects.get(pk=_ingest_unsent(other_org, ["Contoso profit rises"]).pk)
+    _past_the_stuck_limit(ours, "created_at")
+    sweeps = 9  # hours behind busy workers: three times as many sweeps as interruptions that fail a batch
+    messages = []
+    for _ in range(sweeps):
+        _past_the_stuck_limit(ours, "queued_at")
+        with django_capture_on_commit_callbacks() as sent:
+            assert services.batches_requeue_stuck() == {"requeued": [ours.pk], "failed": []}  # a lost message?
+            assert services.batches_requeue_stuck() == {"requeued": [], "failed": []}  # one re-send per window
+        messages += sent
+    assert len(messages) == sweeps
+    batch = ScoringBatch.objects.get(pk=ours.pk)
+    assert (batch.status, batch.error_message, batch.interrupt_count, batch.enqueue_count) == (
+        BatchStatus.QUEUED, "", 0, 1 + sweeps)
+    assert batch.created_at < batch.queued_at  # when it was imported stays as it was
+    assert set(Document.objects.filter(batch=batch).values_list("status", flat=True)) == {DocumentStatus.QUEUED}
+    # the other organisation's queued batch is within the limit: neither sent again nor counted
+    untouched = ScoringBatch.objects.get(pk=theirs.pk)
+    assert (untouched.status, untouched.enqueue_count, untouched.queued_at) == (
+        BatchStatus.QUEUED, 1, theirs.queued_at)
+
+    # The workers catch up: the first copy scores the batch, every later copy finds it no longer queued.
+    with django_capture_on_commit_callbacks(execute=True):
+        for message in messages:
+            message()
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.SUCCEEDED and batch.done == 2, batch.error_message
+    assert Score.objects.filter(organization=org).count() == 2
+    committed = UsageEntry.objects.filter(organization=org, state=UsageState.COMMITTED, meter="texts")
+    assert committed.count() == 1 and committed.get().quantity == 2
+    assert ScoringBatch.objects.get(pk=theirs.pk).status == BatchStatus.QUEUED
+    assert not Score.objects.filter(organization=other_org).exists()
+
+
+def test_a_running_batch_fails_on_the_third_interruption_but_never_for_waiting_in_the_queue_again(
+        org, other_org, sentiment_model, django_capture_on_commit_callbacks):
+    ours = _ingest_unsent(org, ["Contoso profit rises", "Fabrikam cuts jobs"])
+    theirs = _ingest_unsent(other_org, ["Contoso profit rises"])
+    services.batch_start(batch_id=theirs.pk, model=sentiment_model)  # on a worker, within the limit: never stuck
+    for interruption in (1, 2):
+        services.batch_start(batch_id=ours.pk, model=sentiment_model)  # a worker takes it ...
+        _past_the_stuck_limit(ours, "started_at")  # ... and is killed
+        with django_capture_on_commit_callbacks() as sent:
+            assert services.batches_requeue_stuck() == {"requeued": [ours.pk], "failed": []}
+        assert len(sent) == 1
+        batch = ScoringBatch.objects.get(pk=ours.pk)
+        assert (batch.status, batch.started_at, batch.interrupt_count) == (BatchStatus.QUEUED, None, interruption)
+        for _ in range(4):  # then it waits behind a backlog for over an hour
+            _past_the_stuck_limit(ours, "queued_at")
+            with django_capture_on_commit_callbacks():
+                assert services.batches_requeue_stuck() == {"requeued": [ours.pk], "failed": []}
+        batch.refresh_from_db()
+        assert (batch.status, batch.interrupt_count, batch.error_message) == (BatchStatus.QUEUED, interruption, "")
+
+    services.batch_start(batch_id=ours.pk, model=sentiment_model)
+    _past_the_stuck_limit(ours, "started_at")  # the third interruption
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.batches_requeue_stuck() == {"requeued": [], "failed": [ours.pk]}
+    batch = ScoringBatch.objects.get(pk=ours.pk)
+    assert batch.status == BatchStatus.FAILED and "interrupted three times" in batch.error_message
+    assert batch.interrupt_count == 3 and batch.quota_settled == "released"
+    assert set(Document.objects.filter(batch=batch).values_list("status", flat=True)) == {DocumentStatus.FAILED}
+    untouched = ScoringBatch.objects.get(pk=theirs.pk)
+    assert (untouched.status, untouched.interrupt_count, untouched.enqueue_count, untouched.quota_settled) == (
+        BatchStatus.RUNNING, 0, 1, "")
+    assert Document.objects.get(organization=other_org).status == DocumentStatus.QUEUED
 
 def test_second_watchlist_entities_and_cashtags_outside_watchlists(org, sentiment_model,
                                                                    django_capture_on_commit_callbacks):
