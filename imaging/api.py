@@ -1,18 +1,24 @@
-"""Imaging REST API: upload studies (multipart), read studies, read/cancel/retry analysis jobs, give feedback."""
+"""Imaging REST API: upload studies (multipart), read studies, read/cancel/retry analysis jobs, give feedback, ask for
+heatmaps, and download what the web UI shows (previews, originals, Grad-CAM overlays, PDF reports)."""
 
 from __future__ import annotations
 
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiTypes, extend_schema
 from rest_framework import serializers, status
+from rest_framework.exceptions import NotAcceptable
 from rest_framework.generics import ListAPIView
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.capabilities import Capability
+from accounts.exceptions import NotFound
 from accounts.tenancy import client_ip
-from imaging import selectors, services, uploads
-from imaging.models import AnalysisJob, Study
+from imaging import phi_access, selectors, services, uploads
+from imaging.models import AnalysisJob, Explanation, JobStatus, Study
 
 
 def model_card(model) -> dict | None:
@@ -27,6 +33,12 @@ def model_card(model) -> dict | None:
             "is_demo": model.is_demo, "created_at": manifest.get("created_at")}
 
 
+def explanation_json(e: Explanation) -> dict:
+    return {"id": e.id, "label": e.label, "source": e.source, "status": e.status,
+            "peak": [e.peak_x, e.peak_y] if e.peak_x is not None else None,
+            "overlay_url": reverse("imaging_api:explanation-overlay", kwargs={"pk": e.pk}) if e.overlay else None}
+
+
 def job_payload(*, organization, job: AnalysisJob) -> dict:
     """The JSON result of a job: status, progress, per-image predictions with explanations, series predictions."""
     predictions = list(selectors.job_predictions(organization=organization, job=job))
@@ -34,10 +46,6 @@ def job_payload(*, organization, job: AnalysisJob) -> dict:
     series_explanations: dict[int, list] = {}
     for explanation in selectors.job_explanations(organization=organization, job=job).filter(source="series"):
         series_explanations.setdefault(explanation.image_id, []).append(explanation)
-
-    def explanation_json(e) -> dict:
-        return {"id": e.id, "label": e.label, "source": e.source, "status": e.status,
-                "peak": [e.peak_x, e.peak_y] if e.peak_x is not None else None}
 
     return {
         "id": job.pk, "study_id": job.study_id, "status": job.status, "attempt": job.attempt,
@@ -47,6 +55,7 @@ def job_payload(*, organization, job: AnalysisJob) -> dict:
         "model": model_card(job.model), "series_model": model_card(job.series_model),
         "predictions": [{
             "image_id": p.image_id, "file_name": p.image.original_name, "series_id": p.image.series_id,
+            "preview_url": reverse("imaging_api:image-preview", kwargs={"pk": p.image_id}),
             "predicted_label": p.predicted_label, "confidence": p.confidence, "probabilities": p.probabilities,
             "model": {"name": p.model_name, "version": p.model_version, "sha256": p.model_sha256},
             "explanations": [explanation_json(e) for e in p.image.job_explanations],
@@ -160,9 +169,7 @@ class JobDetailView(APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, pk: int):
         job = selectors.job_get(organization=request.organization, pk=pk)
-        services.phi_access_record(organization=request.organization, actor=_user(request),
-                                   verb="imaging.result.view", target=job, ip_address=client_ip(request),
-                                   details={"via": "api"})
+        phi_access.audit(request, "imaging.result.view", job, via="api")
         return Response(job_payload(organization=request.organization, job=job))
 
 
@@ -205,3 +212,90 @@ class ImageFeedbackView(APIView):
                                             **data.validated_data)
         return Response({"image_id": image.pk, "is_correct": feedback.is_correct,
                          "correct_label": feedback.correct_label, "comment": feedback.comment})
+
+
+class ExplainInput(serializers.Serializer):
+    label = serializers.CharField(help_text="the class to explain: one of the prediction's probabilities' keys")
+
+
+class PredictionExplainView(APIView):
+    """Ask for the Grad-CAM heatmap of any class of an analysed image. A worker computes it: 202 with the
+    explanation while it is queued (200 when it exists already); its `overlay_url` is set once it succeeded, as in
+    the job's JSON."""
+
+    required_capability = Capability.IMAGING_ANALYZE
+
+    @extend_schema(request=ExplainInput, responses={200: OpenApiTypes.OBJECT, 202: OpenApiTypes.OBJECT})
+    def post(self, request, pk: int):
+        prediction = selectors.prediction_get(organization=request.organization, pk=pk)
+        data = ExplainInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        explanation = services.explanation_request(organization=request.organization, prediction=prediction,
+                                                   label=data.validated_data["label"], actor=_user(request))
+        done = explanation.status == JobStatus.SUCCEEDED
+        return Response({**explanation_json(explanation), "prediction_id": prediction.pk,
+                         "image_id": prediction.image_id, "job_id": prediction.job_id},
+                        status=status.HTTP_200_OK if done else status.HTTP_202_ACCEPTED)
+
+
+class FileContentNegotiation(DefaultContentNegotiation):
+    """A file endpoint answers with its file whatever the Accept header names (`image/png`, `*/*`, a browser's
+    `text/html`); errors come back as JSON."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        try:
+            return super().select_renderer(request, renderers, format_suffix)
+        except NotAcceptable:
+            return renderers[0], renderers[0].media_type
+
+
+class FileView(APIView):
+    """Streams a file of the organisation's (or a PDF) after the capability and organisation checks; the access is
+    audited like the web page's, with `via: api`."""
+
+    required_capability = Capability.IMAGING_VIEW
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = FileContentNegotiation
+
+
+def _binary(content_type: str) -> dict:
+    return {(200, content_type): OpenApiTypes.BINARY, 404: OpenApiTypes.OBJECT}
+
+
+class ImagePreviewView(FileView):
+    """The scan's PNG preview (what the viewer shows)."""
+
+    @extend_schema(responses=_binary("image/png"))
+    def get(self, request, pk: int):
+        image = selectors.image_get(organization=request.organization, pk=pk)
+        return phi_access.image_preview(request, image, via="api")
+
+
+class ImageOriginalView(FileView):
+    """The stored original as an attachment: de-identified DICOM (`application/dicom`) or PNG."""
+
+    @extend_schema(responses={**_binary("application/dicom"), (200, "image/png"): OpenApiTypes.BINARY})
+    def get(self, request, pk: int):
+        image = selectors.image_get(organization=request.organization, pk=pk)
+        return phi_access.image_original(request, image, via="api")
+
+
+class ExplanationOverlayView(FileView):
+    """The Grad-CAM overlay PNG (RGBA, the scan's size) of one class; 404 while it is not computed yet."""
+
+    @extend_schema(responses=_binary("image/png"))
+    def get(self, request, pk: int):
+        explanation = selectors.explanation_get(organization=request.organization, pk=pk)
+        if not explanation.overlay:
+            raise NotFound(f"This heatmap has no overlay yet (status '{explanation.status}'); poll the analysis "
+                           "until the explanation's overlay_url is set.")
+        return phi_access.explanation_overlay(request, explanation, via="api")
+
+
+class StudyReportView(FileView):
+    """The PDF report of the study's latest finished analysis; 409 `report_not_ready` while none has finished."""
+
+    @extend_schema(responses={**_binary("application/pdf"), 409: OpenApiTypes.OBJECT})
+    def get(self, request, pk: int):
+        study = selectors.study_get(organization=request.organization, pk=pk)
+        return phi_access.study_report(request, study, via="api")

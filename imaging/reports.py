@@ -11,6 +11,7 @@ from imaging import selectors, storage
 from imaging.models import AnalysisJob, ExplanationSource, Study
 
 MAX_TILES = 6
+SERIES_TILES = 3  # most attended slices shown per series
 DEMO_BANNER = "Demo model, not for clinical use"
 
 
@@ -26,17 +27,29 @@ def _composite(preview_path: str, overlay_path: str | None) -> PILImage.Image:
     return base.convert("RGB")
 
 
-def _tiles(*, organization: Organization, job: AnalysisJob) -> list[tuple[object, PILImage.Image]]:
-    """The images to show: the most attended slices of a series, else the most confident lesion-like predictions."""
-    predictions = list(selectors.job_predictions(organization=organization, job=job))
-    predictions.sort(key=lambda p: -p.confidence)
-    tiles = []
-    for prediction in predictions[:MAX_TILES]:
+def _tiles(*, organization: Organization, job: AnalysisJob) -> list[tuple[object, PILImage.Image, str]]:
+    """(prediction, picture, note) of the images to show: each analysed series' most attended slices first, with the
+    series model's slice heatmap, then the other images, most confident first, with their own heatmap."""
+    predictions = {p.image_id: p for p in selectors.job_predictions(organization=organization, job=job)}
+    series_overlays = {e.image_id: e.overlay for e in selectors.job_explanations(organization=organization, job=job)
+                       .filter(source=ExplanationSource.SERIES).exclude(overlay="")}
+    chosen: list[tuple[object, str | None, str]] = []
+    for series in selectors.job_series_predictions(organization=organization, job=job):
+        ranked = sorted(series.slice_attention, key=lambda pair: -pair[1])[:SERIES_TILES]
+        chosen += [(predictions[image_id], series_overlays.get(image_id), f"series attention {weight:.2f}")
+                   for image_id, weight in ranked if image_id in predictions]
+    shown = {prediction.image_id for prediction, _overlay, _note in chosen}
+    for prediction in sorted(predictions.values(), key=lambda p: -p.confidence):
+        if len(chosen) >= MAX_TILES:
+            break
+        if prediction.image_id in shown:
+            continue
         explanations = getattr(prediction.image, "job_explanations", [])
         overlay = next((e.overlay for e in explanations if e.source == ExplanationSource.IMAGE
                         and e.label == prediction.predicted_label and e.overlay), None)
-        tiles.append((prediction, _composite(prediction.image.preview, overlay)))
-    return tiles
+        chosen.append((prediction, overlay, ""))
+    return [(prediction, _composite(prediction.image.preview, overlay), note)
+            for prediction, overlay, note in chosen[:MAX_TILES]]
 
 
 def study_report_pdf(*, organization: Organization, study: Study, job: AnalysisJob) -> bytes:
@@ -73,7 +86,7 @@ def study_report_pdf(*, organization: Organization, study: Study, job: AnalysisJ
     tiles = _tiles(organization=organization, job=job)
     tile_w, gap, text_h = 170, 12, 40
     per_row = 3
-    for index, (prediction, picture) in enumerate(tiles):
+    for index, (prediction, picture, note) in enumerate(tiles):
         col, row = index % per_row, index // per_row
         x = margin + col * (tile_w + gap)
         top = y - row * (tile_w + text_h + gap)
@@ -85,12 +98,14 @@ def study_report_pdf(*, organization: Organization, study: Study, job: AnalysisJ
         pdf.setFont("Helvetica", 8)
         probs = ", ".join(f"{label} {p:.0%}" for label, p in prediction.sorted_probabilities[:3])
         pdf.drawString(x, top - h - 21, probs[:45])
+        if note:
+            pdf.drawString(x, top - h - 32, note[:45])
     rows = (len(tiles) + per_row - 1) // per_row
     y -= rows * (tile_w + text_h + gap) + 4
     if len(tiles) < job.images_total:
         pdf.setFont("Helvetica-Oblique", 8)
-        pdf.drawString(margin, y, f"Showing {len(tiles)} of {job.images_total} images, most confident first; "
-                                  "the full results are in the application.")
+        pdf.drawString(margin, y, f"Showing {len(tiles)} of {job.images_total} images (most attended slices, then "
+                                  "most confident); the full results are in the application.")
         y -= 14
 
     series_predictions = list(selectors.job_series_predictions(organization=organization, job=job))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -16,7 +16,7 @@ from accounts.capabilities import Capability
 from accounts.exceptions import ServiceError
 from accounts.permissions import OrganizationRequiredMixin, request_can
 from accounts.tenancy import client_ip
-from imaging import reports, selectors, services, storage, uploads
+from imaging import phi_access, selectors, services, uploads
 from imaging.forms import FeedbackForm
 from imaging.models import ACTIVE_JOB_STATUSES, ExplanationSource, JobStatus
 
@@ -25,11 +25,6 @@ PAGE_SIZE = 20
 
 def _user(request):
     return request.user if request.user.is_authenticated else None
-
-
-def _audit(request, verb: str, target, **details) -> None:
-    services.phi_access_record(organization=request.organization, actor=_user(request), verb=verb, target=target,
-                               ip_address=client_ip(request), details=details or None)
 
 
 def _service_error_response(request, exc: ServiceError, fallback: str):
@@ -233,7 +228,7 @@ class StudyDetailView(OrganizationRequiredMixin, View):
 
     def get(self, request, pk: int):
         study = selectors.study_get(organization=request.organization, pk=pk)
-        _audit(request, "imaging.study.view", study)
+        phi_access.audit(request, "imaging.study.view", study)
         return render(request, "imaging/study_detail.html", _results_context(request, study))
 
 
@@ -246,7 +241,7 @@ class StudyResultsPartialView(OrganizationRequiredMixin, View):
         study = selectors.study_get(organization=request.organization, pk=pk)
         context = _results_context(request, study)
         if not context["polling"]:
-            _audit(request, "imaging.result.view", study, job=context["job"].pk if context["job"] else None)
+            phi_access.audit(request, "imaging.result.view", study, job=context["job"].pk if context["job"] else None)
         return render(request, "imaging/partials/results.html", context)
 
 
@@ -313,7 +308,7 @@ class ImageFeedbackView(OrganizationRequiredMixin, View):
 
 
 class ExplanationRequestView(OrganizationRequiredMixin, View):
-    required_capability = Capability.IMAGING_VIEW
+    required_capability = Capability.IMAGING_ANALYZE  # a worker computes the heatmap: not for view-only roles
 
     def post(self, request, pk: int):
         prediction = selectors.prediction_get(organization=request.organization, pk=pk)
@@ -326,25 +321,11 @@ class ExplanationRequestView(OrganizationRequiredMixin, View):
         return redirect(f"{study_url(prediction.image.study)}?image={prediction.image_id}")
 
 
-def _file_response(path: str, *, content_type: str, filename: str | None = None, attachment: bool = False):
-    if not path:
-        raise Http404("No such file.")
-    try:
-        handle = storage.default_storage.open(path, "rb")
-    except (FileNotFoundError, OSError) as exc:
-        raise Http404("The file is missing from storage.") from exc
-    response = FileResponse(handle, content_type=content_type, as_attachment=attachment, filename=filename)
-    response["Cache-Control"] = "private, max-age=300"
-    return response
-
-
 class ImagePreviewView(OrganizationRequiredMixin, View):
     required_capability = Capability.IMAGING_VIEW
 
     def get(self, request, pk: int):
-        image = selectors.image_get(organization=request.organization, pk=pk)
-        _audit(request, "imaging.scan.view", image)
-        return _file_response(image.preview, content_type="image/png")
+        return phi_access.image_preview(request, selectors.image_get(organization=request.organization, pk=pk))
 
 
 class ImageValuesView(OrganizationRequiredMixin, View):
@@ -353,21 +334,14 @@ class ImageValuesView(OrganizationRequiredMixin, View):
     required_capability = Capability.IMAGING_VIEW
 
     def get(self, request, pk: int):
-        image = selectors.image_get(organization=request.organization, pk=pk)
-        _audit(request, "imaging.scan.view", image, what="values")
-        return _file_response(image.values, content_type="application/octet-stream")
+        return phi_access.image_values(request, selectors.image_get(organization=request.organization, pk=pk))
 
 
 class ImageOriginalView(OrganizationRequiredMixin, View):
     required_capability = Capability.IMAGING_VIEW
 
     def get(self, request, pk: int):
-        image = selectors.image_get(organization=request.organization, pk=pk)
-        _audit(request, "imaging.scan.download", image)
-        ext = "dcm" if image.kind == "dicom" else "png"
-        stem = image.original_name.rsplit(".", 1)[0] or f"image-{image.pk}"
-        return _file_response(image.file, content_type="application/dicom" if ext == "dcm" else "image/png",
-                              filename=f"{stem}.{ext}", attachment=True)
+        return phi_access.image_original(request, selectors.image_get(organization=request.organization, pk=pk))
 
 
 class ExplanationOverlayView(OrganizationRequiredMixin, View):
@@ -375,8 +349,7 @@ class ExplanationOverlayView(OrganizationRequiredMixin, View):
 
     def get(self, request, pk: int):
         explanation = selectors.explanation_get(organization=request.organization, pk=pk)
-        _audit(request, "imaging.result.view", explanation)
-        return _file_response(explanation.overlay, content_type="image/png")
+        return phi_access.explanation_overlay(request, explanation)
 
 
 class StudyReportView(OrganizationRequiredMixin, View):
@@ -384,14 +357,7 @@ class StudyReportView(OrganizationRequiredMixin, View):
 
     def get(self, request, pk: int):
         study = selectors.study_get(organization=request.organization, pk=pk)
-        job = study.latest_job
-        if job is None or job.status != JobStatus.SUCCEEDED:
-            job = selectors.latest_finished_job(organization=request.organization, study=study)
-        if job is None:
-            return HttpResponse("The report is available once an analysis of this study has finished.",
-                                status=409, content_type="text/plain")
-        pdf = reports.study_report_pdf(organization=request.organization, study=study, job=job)
-        _audit(request, "imaging.report.download", study, job=job.pk)
-        response = HttpResponse(pdf, content_type="application/pdf")
-        response["Content-Disposition"] = f'attachment; filename="{storage.report_name(study_id=study.pk)}"'
-        return response
+        try:
+            return phi_access.study_report(request, study)
+        except phi_access.ReportNotReady as exc:
+            return HttpResponse(exc.message, status=409, content_type="text/plain")

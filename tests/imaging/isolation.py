@@ -72,4 +72,9 @@ OBJECT_ROUTES = {
     "imaging_api:job-cancel": _pk("job"),
     "imaging_api:job-retry": _pk("job"),
     "imaging_api:image-feedback": _pk("image"),
+    "imaging_api:image-preview": _pk("image"),
+    "imaging_api:image-original": _pk("image"),
+    "imaging_api:explanation-overlay": _pk("explanation"),
+    "imaging_api:study-report": _pk("study"),
+    "imaging_api:prediction-explain": _pk("prediction"),
 }

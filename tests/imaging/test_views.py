@@ -53,7 +53,8 @@ def test_result_page_shows_viewer_probabilities_model_card_and_stops_polling_whe
     html = page.content.decode()
     assert "Demo model, not for clinical use" in html
     for text in ("data-viewer", 'data-control="opacity"', 'data-control="slice"', "Model card", "tiny-image",
-                 tiny_models["image"].sha256[:12], "Attention per slice", "viewer-data", "Window centre"):
+                 tiny_models["image"].sha256[:12], "Attention per slice", "viewer-data", "Window centre",
+                 "Explain class"):  # a clinician may ask for other classes' heatmaps; viewers may not
         assert text in html, text
     assert "hx-trigger" not in html  # finished: no polling
     assert AuditEvent.objects.filter(organization=org, verb="imaging.study.view").exists()
