@@ -10,6 +10,12 @@
   const errorsBox = document.getElementById("upload-errors");
   const studiesBox = document.getElementById("upload-studies");
   const rows = new Map(); // uppy file id -> rows in the results table
+  // Files that did not get through (no answer, 5xx, timeout) and can be retried, unlike files the server refused
+  // (422 with its reasons, 400, 413). The analysis waits while any is pending, so a retried file joins the analysis
+  // of the others instead of starting one of its own (the study page shows the latest analysis).
+  const pending = new Map(); // uppy file id -> file name
+  let unfinished = false; // files stored since the last finish
+  let cancelling = false;
 
   let sessionPromise = null;
   function ensureSession() {
@@ -26,11 +32,12 @@
     return sessionPromise;
   }
 
-  const statusText = {accepted: "Stored", duplicate: "Already uploaded", rejected: "Rejected"};
-  function showResults(fileId, results, fallbackName, fallbackMessage) {
+  const statusText = {accepted: "Stored", duplicate: "Already uploaded", rejected: "Rejected", failed: "Not uploaded"};
+  function showResults(fileId, results, fallbackName, fallbackMessage, fallbackStatus) {
     summary.hidden = false;
     (rows.get(fileId) || []).forEach((tr) => tr.remove());
-    const list = results && results.length ? results : [{name: fallbackName, status: "rejected", message: fallbackMessage}];
+    const list = results && results.length ? results
+      : [{name: fallbackName, status: fallbackStatus || "rejected", message: fallbackMessage}];
     const created = list.map((r) => {
       const tr = document.createElement("tr");
       tr.className = "result-" + r.status;
@@ -38,7 +45,8 @@
       name.textContent = r.name;
       const status = document.createElement("td");
       const badge = document.createElement("span");
-      badge.className = "badge " + (r.status === "accepted" ? "ok" : r.status === "rejected" ? "danger" : "");
+      badge.className = "badge " + (r.status === "accepted" ? "ok"
+        : r.status === "rejected" || r.status === "failed" ? "danger" : "");
       badge.textContent = statusText[r.status] || r.status;
       status.appendChild(badge);
       const details = document.createElement("td");
@@ -80,19 +88,30 @@
   });
   ensureSession().then((id) => uppy.setMeta({session: id})).catch(() => {});
 
-  uppy.on("upload-success", (file, response) => {
-    showResults(file.id, (response.body || {}).files, file.name, "");
-  });
-  uppy.on("upload-error", (file, error, response) => {
-    let results = null;
-    const request = error && error.request;
-    if (request && request.responseText) {
-      try { results = JSON.parse(request.responseText).files; } catch (e) { /* not JSON */ }
+  function showPending() {
+    summary.hidden = false;
+    errorsBox.innerHTML = "";
+    const p = document.createElement("p");
+    p.className = "message message-warning";
+    p.dataset.pending = String(pending.size);
+    const names = [...pending.values()];
+    p.textContent = (names.length === 1 ? names[0] + " did not upload" : names.length + " files did not upload: "
+      + names.join(", ")) + ". Retry from the file's tile or with Retry below the files; the analysis starts when "
+      + "every file is in. ";
+    if (unfinished) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "button small";
+      button.dataset.action = "finish-without-failed";
+      button.textContent = "Start the analysis without " + (names.length === 1 ? "it" : "them");
+      button.addEventListener("click", () => finish());
+      p.appendChild(button);
     }
-    showResults(file.id, results, file.name, error ? error.message : "Upload failed; retry this file.");
-  });
-  uppy.on("complete", async (result) => {
-    if (!result.successful || !result.successful.length) return;
+    errorsBox.appendChild(p);
+  }
+
+  async function finish() {
+    unfinished = false;
     const body = new FormData();
     body.append("session", await ensureSession());
     const response = await fetch(el.dataset.finishUrl, {method: "POST", body, credentials: "same-origin",
@@ -123,6 +142,57 @@
       studiesBox.appendChild(a);
     });
     document.dispatchEvent(new CustomEvent("imaging:upload-finished", {detail: data}));
+  }
+
+  uppy.on("upload-success", (file, response) => {
+    pending.delete(file.id);
+    showResults(file.id, (response.body || {}).files, file.name, "");
+  });
+  uppy.on("upload-error", (file, error, response) => {
+    if (!file) return;
+    const request = response || (error && error.request);
+    const status = request ? request.status : 0;
+    let results = null;
+    if (request && request.responseText) {
+      try { results = JSON.parse(request.responseText).files; } catch (e) { /* not JSON */ }
+    }
+    const retryable = !(results && results.length)
+      && (status === 0 || status === 408 || status === 429 || status >= 500);
+    if (retryable) pending.set(file.id, file.name);
+    const message = status === 0 ? "The server could not be reached; retry this file."
+      : error ? error.message : "Upload failed; retry this file.";
+    showResults(file.id, results, file.name, message, retryable ? "failed" : "rejected");
+    // The tile draws its retry button only once the file has reported upload progress: a request that failed before
+    // sending anything (server unreachable) would leave the tile without one.
+    const current = uppy.getFile(file.id);
+    if (current && current.progress.percentage === undefined) {
+      uppy.setFileState(file.id, {progress: {...current.progress, percentage: 0}});
+    }
+  });
+  // The tile's retry button calls retryUpload, which (unlike upload and retryAll) emits no "complete" (as
+  // transloadit/uppy#5929 reports for restore): without one a file retried from its tile would never be analysed.
+  const retryOne = uppy.retryUpload.bind(uppy);
+  uppy.retryUpload = (fileID) => retryOne(fileID).then((result) => { uppy.emit("complete", result); return result; });
+  uppy.on("cancel-all", () => { cancelling = true; queueMicrotask(() => { cancelling = false; }); });
+  uppy.on("file-removed", (file) => {
+    // removing a failed file from the dashboard means going ahead without it
+    if (!file || !pending.delete(file.id) || cancelling) return;
+    (rows.get(file.id) || []).forEach((tr) => tr.remove());
+    rows.delete(file.id);
+    if (pending.size) showPending();
+    else if (unfinished && !Object.keys(uppy.getState().currentUploads).length) finish();
+  });
+  uppy.on("complete", (result) => {
+    if (result && result.successful && result.successful.length) unfinished = true;
+    if (pending.size) {
+      showPending();
+      // a file retried from its tile clears the status bar's error while others still wait for a retry: put it back,
+      // so the status bar says so and keeps its Retry button
+      const failed = uppy.getFiles().find((f) => f.error);
+      if (failed && !uppy.getState().error) uppy.setState({error: failed.error});
+      return;
+    }
+    if (unfinished) finish();
   });
   window.lumenUppy = uppy; // for people debugging in the console, and the browser tests
 })();
