@@ -4,11 +4,13 @@ One run, same files, same device. Prints JSON with:
 - pipeline_images_per_s (with / without Grad-CAM): upload service (sniff, decode, store original + preview, rows,
   quota) -> queue -> a real Celery worker (decode from storage, preprocess, batched inference, Grad-CAM, overlay
   PNGs, result rows) -> job SUCCEEDED, timed end to end;
-- plain_script_images_per_s: read the same files, decode, batch, run the model, write a CSV;
-- bare_forward_images_per_s: `model(batch)` on a prepared batch;
+- plain_script_images_per_s: read the same files, decode, batch, run the model, write a CSV, with the model loaded
+  as a user would (architecture, state dict, eval(); default memory layout);
+- bare_forward_images_per_s: `model(batch)` on a prepared batch of that model;
+- the same two on the product's loaded model (channels_last), to show what the pipeline adds around the model;
 - single_image_latency_s p50/p95: upload-to-result of one 512x512 image with a warm worker.
 
-Everything runs in a throw-away VAR_DIR (database, media, embedded broker); the demo model comes from
+Throughput figures are medians of --repeat timed runs (3). Everything runs in a throw-away VAR_DIR (database, media, embedded broker); the demo model comes from
 var/models (run `./manage.py build_demo_imaging_models` first).
 """
 
@@ -77,19 +79,36 @@ def _pipeline(org, user, paths: list[Path], *, explain: bool) -> float:
     return len(paths) / (time.perf_counter() - started)
 
 
-def _plain_script(paths: list[Path], model_dir: Path, batch_size: int, out_csv: Path) -> tuple[float, float]:
+def _user_model(model_dir: Path):
+    """The model as a plain script loads it: build the architecture, load the state dict, eval. No layout tuning."""
+    import torch
+
+    from imaging.ml.architectures import build_model
+    from imaging.ml.manifest import LoadedModel, read_manifest
+    from imaging.ml.runtime import select_device
+
+    manifest = read_manifest(model_dir=model_dir)
+    device = select_device()
+    model = build_model(task=manifest.task, arch=manifest.arch, num_classes=len(manifest.labels),
+                        arch_params=manifest.arch_params)
+    model.load_state_dict(torch.load(model_dir / "weights.pt", weights_only=True, map_location=device))
+    return LoadedModel(model=model.to(device).eval(), manifest=manifest, device=device)
+
+
+def _plain_script(paths: list[Path], loaded, batch_size: int, out_csv: Path) -> tuple[float, float]:
     """What a user would write: decode, batch, model, CSV. Returns (images/s, bare forward images/s)."""
     import torch
 
     from imaging.decoding import load_pixels
-    from imaging.ml.manifest import load_model
     from imaging.ml.preprocess import preprocess_images
-    from imaging.ml.runtime import inference_context, select_device
+    from imaging.ml.runtime import inference_context
 
-    loaded = load_model(model_dir=model_dir, device=select_device())
     device = loaded.device
     labels = loaded.manifest.labels
+    layout = torch.channels_last if _channels_last(loaded.model) else None
     warm = preprocess_images(images=[load_pixels(paths[0])] * batch_size, manifest=loaded.manifest).to(device)
+    if layout is not None:
+        warm = warm.contiguous(memory_format=layout)
     with torch.inference_mode(), inference_context(device):
         loaded.model(warm)
     started = time.perf_counter()
@@ -99,6 +118,8 @@ def _plain_script(paths: list[Path], model_dir: Path, batch_size: int, out_csv: 
         for start in range(0, len(paths), batch_size):
             chunk = paths[start:start + batch_size]
             batch = preprocess_images(images=[load_pixels(p) for p in chunk], manifest=loaded.manifest).to(device)
+            if layout is not None:
+                batch = batch.contiguous(memory_format=layout)
             probs = torch.softmax(loaded.model(batch).float(), dim=1).cpu().numpy()
             writer.writerows([p.name, *row] for p, row in zip(chunk, probs.tolist(), strict=True))
     plain = len(paths) / (time.perf_counter() - started)
@@ -115,11 +136,17 @@ def _plain_script(paths: list[Path], model_dir: Path, batch_size: int, out_csv: 
     return plain, rounds * batch_size / (time.perf_counter() - started)
 
 
+def _channels_last(model) -> bool:
+    weight = next(p for p in model.parameters() if p.dim() == 4)
+    return not weight.is_contiguous()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=96)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--latency-runs", type=int, default=15)
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs of each throughput figure (median)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="lumen-bench-imaging-"))
     env = _setup_environment(work)
@@ -162,8 +189,8 @@ def main() -> None:
         try:
             _pipeline(org, user, paths[:8], explain=True)  # warm: worker up, model loaded, caches hot
             _pipeline(org, user, paths[:8], explain=False)
-            with_cam = _pipeline(org, user, paths, explain=True)
-            without_cam = _pipeline(org, user, paths, explain=False)
+            with_cam = statistics.median(_pipeline(org, user, paths, explain=True) for _ in range(args.repeat))
+            without_cam = statistics.median(_pipeline(org, user, paths, explain=False) for _ in range(args.repeat))
             latencies = []
             from imaging.uploads import study_upload
 
@@ -176,9 +203,21 @@ def main() -> None:
         finally:
             os.killpg(worker.pid, signal.SIGTERM)
             worker.wait(30)
-        plain, forward = _plain_script(paths, model_path(image_model), settings.IMAGING_BATCH_SIZE,
-                                       work / "predictions.csv")
         import torch
+
+        from imaging.ml.manifest import load_model
+        from imaging.ml.runtime import select_device
+        from imaging.pipeline import io_threads
+
+        model_dir = Path(model_path(image_model))
+        runs = {}
+        for name, loaded in (("user", _user_model(model_dir)), ("product", load_model(model_dir=model_dir,
+                                                                                      device=select_device()))):
+            measured = [_plain_script(paths, loaded, settings.IMAGING_BATCH_SIZE, work / "predictions.csv")
+                        for _ in range(args.repeat)]
+            runs[name] = (statistics.median(m[0] for m in measured), statistics.median(m[1] for m in measured))
+        plain, forward = runs["user"]
+        plain_same, forward_same = runs["product"]
 
         latencies.sort()
         result = {
@@ -186,12 +225,20 @@ def main() -> None:
             "model": f"{image_model.name} {image_model.version} ({image_model.manifest.get('arch')}, "
                      f"{image_model.manifest.get('input_size')} px)",
             "images": len(paths), "image_size": f"{args.size}x{args.size} PNG (8/16-bit phantoms)",
-            "batch_size": settings.IMAGING_BATCH_SIZE, "io_threads": settings.IMAGING_IO_THREADS,
+            "batch_size": settings.IMAGING_BATCH_SIZE, "worker_io_threads": io_threads(),
+            "upload_threads": settings.IMAGING_UPLOAD_THREADS,
+            "repeats": args.repeat, "figures": "medians of the repeats",
             "pipeline_images_per_s": {"with_gradcam": round(with_cam, 2), "without_gradcam": round(without_cam, 2)},
+            # as a user writes it: the architecture, its state dict, eval(); default memory layout
             "plain_script_images_per_s": round(plain, 2),
             "bare_forward_images_per_s": round(forward, 2),
             "pipeline_vs_plain_script": {"with_gradcam": round(with_cam / plain, 3),
                                          "without_gradcam": round(without_cam / plain, 3)},
+            # the same script on the product's loaded model (channels_last): what the pipeline adds around it
+            "plain_script_product_model_images_per_s": round(plain_same, 2),
+            "bare_forward_product_model_images_per_s": round(forward_same, 2),
+            "pipeline_vs_plain_script_product_model": {"with_gradcam": round(with_cam / plain_same, 3),
+                                                       "without_gradcam": round(without_cam / plain_same, 3)},
             "single_image_latency_s": {"p50": round(statistics.median(latencies), 3),
                                        "p95": round(latencies[min(len(latencies) - 1,
                                                                   int(0.95 * len(latencies)))], 3),

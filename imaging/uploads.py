@@ -458,7 +458,7 @@ def study_upload(*, organization: Organization, uploaded_by: User | None, files:
     for upload in files:
         too_large = oversize_result(name=upload.name, size=getattr(upload, "size", None))
         items.extend([too_large] if too_large else _expand(name=upload.name, data=upload.read()))
-    results = _add_items(session=session, items=items, threads=settings.IMAGING_IO_THREADS)
+    results = _add_items(session=session, items=items, threads=settings.IMAGING_UPLOAD_THREADS)
     finish = upload_session_finish(session=session, requested_by=uploaded_by, explain=explain)
     audit_record(organization=organization, actor=uploaded_by, verb="imaging.upload", target=session,
                  ip_address=ip_address, details={"accepted": sum(r.status == "accepted" for r in results),

