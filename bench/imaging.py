@@ -10,8 +10,8 @@ One run, same files, same device. Prints JSON with:
 - the same two on the product's loaded model (channels_last), to show what the pipeline adds around the model;
 - single_image_latency_s p50/p95: upload-to-result of one 512x512 image with a warm worker.
 
-Throughput figures are medians of --repeat timed runs (3). Everything runs in a throw-away VAR_DIR (database, media, embedded broker); the demo model comes from
-var/models (run `./manage.py build_demo_imaging_models` first).
+Throughput figures are medians of --repeat timed runs (3). Everything runs in a throw-away VAR_DIR (database,
+media, embedded broker); the demo model comes from var/models (run `./manage.py build_demo_imaging_models` first).
 """
 
 from __future__ import annotations
