@@ -61,6 +61,9 @@ def encode_png(array: np.ndarray, *, compress_level: int = 1) -> bytes:
     Written here with numpy and zlib rather than Pillow: previews, overlays and JPEG originals are encoded on the hot
     path, and Pillow tries all five PNG filters on every row, which doubled the cost (measured on 512x512 phantoms:
     8-bit 8.0 -> 3.4 ms, 16-bit 17.4 -> 9.6 ms) for files within 1-3% of the size. Every row uses the 'Sub' filter.
+    Grayscale is deflated with run-length matching only (Z_RLE): on noisy, smooth and flat grayscale it was both
+    faster (3.1 -> 1.6 ms for a noisy 512x512 preview) and 6-33% smaller than the default; colour overlays keep
+    the default strategy, which made them 30% smaller.
     """
     if array.dtype == np.uint16 and array.ndim == 3:
         array = (array >> 8).astype(np.uint8)
@@ -78,8 +81,10 @@ def encode_png(array: np.ndarray, *, compress_level: int = 1) -> bytes:
     np.subtract(rows[:, step:], rows[:, :-step], out=filtered[:, step + 1:])
     color_type = {1: 0, 3: 2, 4: 6}[channels]
     header = struct.pack(">IIBBBBB", width, height, depth, color_type, 0, 0, 0)
+    deflate = zlib.compressobj(compress_level, zlib.DEFLATED, 15, 8, zlib.Z_RLE if channels == 1 else
+                               zlib.Z_DEFAULT_STRATEGY)
     return (PNG_SIGNATURE + _png_chunk(b"IHDR", header)
-            + _png_chunk(b"IDAT", zlib.compress(filtered.tobytes(), compress_level)) + _png_chunk(b"IEND", b""))
+            + _png_chunk(b"IDAT", deflate.compress(filtered.tobytes()) + deflate.flush()) + _png_chunk(b"IEND", b""))
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
