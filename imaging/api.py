@@ -19,6 +19,7 @@ from accounts.exceptions import NotFound
 from accounts.tenancy import client_ip
 from imaging import phi_access, selectors, services, uploads
 from imaging.models import AnalysisJob, Explanation, JobStatus, Study
+from imaging.phi_access import request_actor
 
 
 def model_card(model) -> dict | None:
@@ -116,7 +117,7 @@ class StudyListCreateView(ListAPIView):
         data = UploadInput(data={"files": request.FILES.getlist("files"),
                                  "explain": request.data.get("explain", True)})
         data.is_valid(raise_exception=True)
-        result = uploads.study_upload(organization=request.organization, uploaded_by=_user(request),
+        result = uploads.study_upload(organization=request.organization, uploaded_by=request_actor(request),
                                       files=data.validated_data["files"], ip_address=client_ip(request),
                                       explain=data.validated_data["explain"])
         studies = sorted({f.study_id for f in result.files if f.study_id})
@@ -138,10 +139,6 @@ class StudyListCreateView(ListAPIView):
             return Response({"error": {"code": first.code, "message": first.message, "details": body}},
                             status=first.status)
         return Response(body, status=status.HTTP_201_CREATED)
-
-
-def _user(request):
-    return request.user if getattr(request.user, "is_authenticated", False) else None
 
 
 class StudyDetailView(APIView):
@@ -179,7 +176,7 @@ class JobCancelView(APIView):
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request, pk: int):
         job = selectors.job_get(organization=request.organization, pk=pk)
-        job = services.analysis_job_cancel(organization=request.organization, job=job, actor=_user(request))
+        job = services.analysis_job_cancel(organization=request.organization, job=job, actor=request_actor(request))
         return Response({"id": job.pk, "status": job.status})
 
 
@@ -189,7 +186,7 @@ class JobRetryView(APIView):
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request, pk: int):
         job = selectors.job_get(organization=request.organization, pk=pk)
-        new = services.analysis_job_retry(organization=request.organization, job=job, actor=_user(request))
+        new = services.analysis_job_retry(organization=request.organization, job=job, actor=request_actor(request))
         return Response({"id": new.pk, "status": new.status, "attempt": new.attempt, "retry_of": job.pk},
                         status=status.HTTP_201_CREATED)
 
@@ -208,8 +205,8 @@ class ImageFeedbackView(APIView):
         image = selectors.image_get(organization=request.organization, pk=pk)
         data = FeedbackInput(data=request.data)
         data.is_valid(raise_exception=True)
-        feedback = services.feedback_submit(organization=request.organization, image=image, author=_user(request),
-                                            **data.validated_data)
+        feedback = services.feedback_submit(organization=request.organization, image=image,
+                                            author=request_actor(request), **data.validated_data)
         return Response({"image_id": image.pk, "is_correct": feedback.is_correct,
                          "correct_label": feedback.correct_label, "comment": feedback.comment})
 
@@ -231,7 +228,7 @@ class PredictionExplainView(APIView):
         data = ExplainInput(data=request.data)
         data.is_valid(raise_exception=True)
         explanation = services.explanation_request(organization=request.organization, prediction=prediction,
-                                                   label=data.validated_data["label"], actor=_user(request))
+                                                   label=data.validated_data["label"], actor=request_actor(request))
         done = explanation.status == JobStatus.SUCCEEDED
         return Response({**explanation_json(explanation), "prediction_id": prediction.pk,
                          "image_id": prediction.image_id, "job_id": prediction.job_id},
@@ -281,7 +278,8 @@ class ImageOriginalView(FileView):
 
 
 class ExplanationOverlayView(FileView):
-    """The Grad-CAM overlay PNG (RGBA, the scan's size) of one class; 404 while it is not computed yet."""
+    """The Grad-CAM overlay PNG of one class (RGBA, at most 256 px on its longer side: stretch it over the scan);
+    404 while it is not computed yet."""
 
     @extend_schema(responses=_binary("image/png"))
     def get(self, request, pk: int):

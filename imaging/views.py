@@ -19,12 +19,9 @@ from accounts.tenancy import client_ip
 from imaging import phi_access, selectors, services, uploads
 from imaging.forms import FeedbackForm
 from imaging.models import ACTIVE_JOB_STATUSES, ExplanationSource, JobStatus
+from imaging.phi_access import request_actor
 
 PAGE_SIZE = 20
-
-
-def _user(request):
-    return request.user if request.user.is_authenticated else None
 
 
 def _service_error_response(request, exc: ServiceError, fallback: str):
@@ -68,7 +65,7 @@ class UploadSessionCreateView(OrganizationRequiredMixin, View):
     required_capability = Capability.IMAGING_ANALYZE
 
     def post(self, request):
-        session = uploads.upload_session_create(organization=request.organization, created_by=_user(request))
+        session = uploads.upload_session_create(organization=request.organization, created_by=request_actor(request))
         return JsonResponse({"id": session.pk}, status=201)
 
 
@@ -125,9 +122,9 @@ class UploadFinishView(OrganizationRequiredMixin, View):
 
     def post(self, request):
         session = selectors.upload_session_get(organization=request.organization, pk=request.POST.get("session"))
-        result = uploads.upload_session_finish(session=session, requested_by=_user(request))
-        services.phi_access_record(organization=request.organization, actor=_user(request), verb="imaging.upload",
-                                   target=session, ip_address=client_ip(request),
+        result = uploads.upload_session_finish(session=session, requested_by=request_actor(request))
+        services.phi_access_record(organization=request.organization, actor=request_actor(request),
+                                   verb="imaging.upload", target=session, ip_address=client_ip(request),
                                    details={"accepted": session.files_accepted, "rejected": session.files_rejected})
         studies = {s.pk: s for s in session.studies.all()}
         for job in result.jobs:
@@ -251,7 +248,7 @@ class StudyAnalyzeView(OrganizationRequiredMixin, View):
     def post(self, request, pk: int):
         study = selectors.study_get(organization=request.organization, pk=pk)
         try:
-            job = services.study_analyze(organization=request.organization, study=study, actor=_user(request))
+            job = services.study_analyze(organization=request.organization, study=study, actor=request_actor(request))
         except ServiceError as exc:
             return _service_error_response(request, exc, study_url(study))
         messages.success(request, _started_message(job))
@@ -268,7 +265,7 @@ class JobCancelView(OrganizationRequiredMixin, View):
     def post(self, request, pk: int):
         job = selectors.job_get(organization=request.organization, pk=pk)
         try:
-            services.analysis_job_cancel(organization=request.organization, job=job, actor=_user(request))
+            services.analysis_job_cancel(organization=request.organization, job=job, actor=request_actor(request))
         except ServiceError as exc:
             return _service_error_response(request, exc, study_url(job.study))
         messages.info(request, "Analysis cancelled; the reserved quota was given back.")
@@ -281,7 +278,7 @@ class JobRetryView(OrganizationRequiredMixin, View):
     def post(self, request, pk: int):
         job = selectors.job_get(organization=request.organization, pk=pk)
         try:
-            new = services.analysis_job_retry(organization=request.organization, job=job, actor=_user(request))
+            new = services.analysis_job_retry(organization=request.organization, job=job, actor=request_actor(request))
         except ServiceError as exc:
             return _service_error_response(request, exc, study_url(job.study))
         messages.success(request, _started_message(new, retry=True))
@@ -299,7 +296,7 @@ class ImageFeedbackView(OrganizationRequiredMixin, View):
             messages.error(request, "Feedback not saved: " + " ".join(e for errs in form.errors.values() for e in errs))
         else:
             try:
-                services.feedback_submit(organization=request.organization, image=image, author=_user(request),
+                services.feedback_submit(organization=request.organization, image=image, author=request_actor(request),
                                          **form.cleaned_data)
             except ServiceError as exc:
                 return _service_error_response(request, exc, study_url(image.study))
@@ -314,7 +311,7 @@ class ExplanationRequestView(OrganizationRequiredMixin, View):
         prediction = selectors.prediction_get(organization=request.organization, pk=pk)
         try:
             services.explanation_request(organization=request.organization, prediction=prediction,
-                                         label=request.POST.get("label", ""), actor=_user(request))
+                                         label=request.POST.get("label", ""), actor=request_actor(request))
         except ServiceError as exc:
             return _service_error_response(request, exc, study_url(prediction.image.study))
         messages.info(request, f"Heatmap for '{request.POST.get('label')}' requested; it appears in a few seconds.")
