@@ -144,9 +144,20 @@
     document.dispatchEvent(new CustomEvent("imaging:upload-finished", {detail: data}));
   }
 
+  // A file from a dropped or picked folder is listed with its folder path, so two IM0001 of two series can be told
+  // apart; the server only ever receives (and echoes) the file's own name.
+  function shownName(file, name) {
+    const path = (file.meta && file.meta.relativePath) || "";
+    const folder = path.includes("/") ? path.slice(0, path.lastIndexOf("/") + 1) : "";
+    return folder && !name.startsWith(folder) ? folder + name : name;
+  }
+  function shownResults(file, results) {
+    return results && results.map((r) => ({...r, name: shownName(file, r.name)}));
+  }
+
   uppy.on("upload-success", (file, response) => {
     pending.delete(file.id);
-    showResults(file.id, (response.body || {}).files, file.name, "");
+    showResults(file.id, shownResults(file, (response.body || {}).files), shownName(file, file.name), "");
   });
   uppy.on("upload-error", (file, error, response) => {
     if (!file) return;
@@ -158,10 +169,11 @@
     }
     const retryable = !(results && results.length)
       && (status === 0 || status === 408 || status === 429 || status >= 500);
-    if (retryable) pending.set(file.id, file.name);
+    if (retryable) pending.set(file.id, shownName(file, file.name));
     const message = status === 0 ? "The server could not be reached; retry this file."
       : error ? error.message : "Upload failed; retry this file.";
-    showResults(file.id, results, file.name, message, retryable ? "failed" : "rejected");
+    showResults(file.id, shownResults(file, results), shownName(file, file.name), message,
+      retryable ? "failed" : "rejected");
     // The tile draws its retry button only once the file has reported upload progress: a request that failed before
     // sending anything (server unreachable) would leave the tile without one.
     const current = uppy.getFile(file.id);
