@@ -100,12 +100,13 @@ def _plain_script(paths: list[Path], loaded, batch_size: int, out_csv: Path) -> 
     import torch
 
     from imaging.decoding import load_pixels
+    from imaging.ml.architectures import is_channels_last
     from imaging.ml.preprocess import preprocess_images
     from imaging.ml.runtime import inference_context
 
     device = loaded.device
     labels = loaded.manifest.labels
-    layout = torch.channels_last if _channels_last(loaded.model) else None
+    layout = torch.channels_last if is_channels_last(loaded.model) else None
     warm = preprocess_images(images=[load_pixels(paths[0])] * batch_size, manifest=loaded.manifest).to(device)
     if layout is not None:
         warm = warm.contiguous(memory_format=layout)
@@ -134,11 +135,6 @@ def _plain_script(paths: list[Path], loaded, batch_size: int, out_csv: Path) -> 
         if device.type == "cuda":
             torch.cuda.synchronize()
     return plain, rounds * batch_size / (time.perf_counter() - started)
-
-
-def _channels_last(model) -> bool:
-    weight = next(p for p in model.parameters() if p.dim() == 4)
-    return not weight.is_contiguous()
 
 
 def main() -> None:

@@ -92,7 +92,7 @@ def build_backbone(*, arch: str) -> nn.Module:
     return model
 
 
-def _is_channels_last(module: nn.Module) -> bool:
+def is_channels_last(module: nn.Module) -> bool:
     """Whether the module's first convolution (3 input channels, so unambiguous) is stored channels_last."""
     weight = next((p for p in module.parameters() if p.dim() == 4), None)
     return weight is not None and not weight.is_contiguous() and weight.is_contiguous(memory_format=torch.channels_last)
@@ -141,7 +141,7 @@ class SeriesModel(nn.Module):
         """Pooled trunk features per slice: (B, D, 3, S, S) -> (B, D, feature_dim)."""
         batch, depth = x.shape[:2]
         flat = x.flatten(0, 1)
-        if flat.is_cuda or _is_channels_last(self.backbone):
+        if flat.is_cuda or is_channels_last(self.backbone):
             flat = flat.contiguous(memory_format=torch.channels_last)
         return self.backbone(flat).view(batch, depth, -1)
 
